@@ -289,7 +289,7 @@ type Verify struct {
 type Forward struct {
 	URL     string   `yaml:"url"`
 	Secret  string   `yaml:"secret"`  // whsec_…
-	Timeout Duration `yaml:"timeout"` // default 30s
+	Timeout Duration `yaml:"timeout"` // default 10s
 }
 
 // Jobs configures the job engine.

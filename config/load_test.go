@@ -613,7 +613,7 @@ schedules:
 	w := c.Webhooks[0]
 	if w.Job != "webhook.webhooks-fwd" || w.Queue != "default" || w.Dedupe != "none" || w.MaxBodyBytes != 1048576 ||
 		w.Verify.Tolerance.D() != 5*time.Minute || w.Verify.Encoding != "hex" || w.Verify.Algorithm != "sha256" ||
-		w.Forward.Timeout.D() != 30*time.Second {
+		w.Forward.Timeout.D() != 10*time.Second {
 		t.Errorf("webhook defaults: %+v %+v", w, w.Forward)
 	}
 	if w := c.Webhooks[1]; w.Dedupe != "header:webhook-id" || w.Verify.Encoding != "" {

@@ -43,7 +43,7 @@ const (
 	JobTimeoutDefault      = time.Minute
 	LeaseDefault           = 10 * time.Second
 	UpstreamTimeoutDefault = 10 * time.Second
-	ForwardTimeoutDefault  = 30 * time.Second
+	ForwardTimeoutDefault  = 10 * time.Second
 	MarketplacePollDefault = 10 * time.Second
 	MarketplaceJobDefault  = "marketplace.event"
 	SharetribeAPIDefault   = "https://flex-api.sharetribe.com"

@@ -1,0 +1,204 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/backlothq/backlot/config"
+)
+
+// deduper extracts a delivery's dedupe value: a header, a JSON path into
+// the stored payload, or nothing.
+type deduper struct {
+	header string   // canonical header name, or ""
+	path   []string // JSON path, or nil
+}
+
+// defaultDedupe is the dedupe rule of each scheme when none is configured.
+func defaultDedupe(scheme string) string {
+	switch strings.ToLower(scheme) {
+	case config.SchemeStandard:
+		return "header:webhook-id"
+	case config.SchemeGitHub:
+		return "header:X-GitHub-Delivery"
+	case config.SchemeShopify:
+		return "header:X-Shopify-Webhook-Id"
+	case config.SchemeStripe:
+		return "json:id"
+	default:
+		return "none"
+	}
+}
+
+func parseDedupe(spec string) (deduper, error) {
+	switch {
+	case spec == "none":
+		return deduper{}, nil
+	case strings.HasPrefix(spec, "header:"):
+		name := strings.TrimSpace(strings.TrimPrefix(spec, "header:"))
+		if name == "" {
+			return deduper{}, fmt.Errorf("dedupe %q: header name is empty", spec)
+		}
+		return deduper{header: textproto.CanonicalMIMEHeaderKey(name)}, nil
+	case strings.HasPrefix(spec, "json:"):
+		p := strings.TrimSpace(strings.TrimPrefix(spec, "json:"))
+		parts := strings.Split(p, ".")
+		for _, s := range parts {
+			if s == "" {
+				return deduper{}, fmt.Errorf("dedupe %q: empty segment in JSON path", spec)
+			}
+		}
+		return deduper{path: parts}, nil
+	default:
+		return deduper{}, fmt.Errorf("dedupe %q: want header:<name>, json:<dot.path> or none", spec)
+	}
+}
+
+// value returns the dedupe value of a delivery, or "" when the rule is
+// none or the delivery does not carry one (then it is not deduplicated).
+func (d deduper) value(h http.Header, payload []byte) string {
+	switch {
+	case d.header != "":
+		return strings.TrimSpace(header(h, d.header))
+	case d.path != nil:
+		return jsonLookup(payload, d.path)
+	}
+	return ""
+}
+
+// jsonLookup follows path through nested objects of a valid JSON document
+// and returns the string (unquoted) or number (as written) found there, or
+// "" for anything else. It scans instead of unmarshalling so a large body
+// costs no allocations beyond the result.
+func jsonLookup(doc []byte, path []string) string {
+	i := skipWS(doc, 0)
+	for _, want := range path {
+		if i >= len(doc) || doc[i] != '{' {
+			return ""
+		}
+		i++
+		found := false
+		for {
+			i = skipWS(doc, i)
+			if i >= len(doc) || doc[i] == '}' {
+				return ""
+			}
+			if doc[i] == ',' {
+				i = skipWS(doc, i+1)
+			}
+			ks := i
+			ke := skipValue(doc, i)
+			if ke < 0 {
+				return ""
+			}
+			i = skipWS(doc, ke)
+			if i >= len(doc) || doc[i] != ':' {
+				return ""
+			}
+			i = skipWS(doc, i+1)
+			if keyEquals(doc[ks:ke], want) {
+				found = true
+				break
+			}
+			if i = skipValue(doc, i); i < 0 {
+				return ""
+			}
+		}
+		if !found {
+			return ""
+		}
+	}
+	if i >= len(doc) {
+		return ""
+	}
+	end := skipValue(doc, i)
+	if end < 0 {
+		return ""
+	}
+	v := doc[i:end]
+	switch c := v[0]; {
+	case c == '"':
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return ""
+		}
+		return s
+	case c == '-' || (c >= '0' && c <= '9'):
+		return string(v)
+	}
+	return ""
+}
+
+// keyEquals compares a quoted JSON key with want, unescaping only when the
+// key has escapes.
+func keyEquals(quoted []byte, want string) bool {
+	if len(quoted) < 2 {
+		return false
+	}
+	raw := quoted[1 : len(quoted)-1]
+	for _, c := range raw {
+		if c == '\\' {
+			var s string
+			return json.Unmarshal(quoted, &s) == nil && s == want
+		}
+	}
+	return string(raw) == want
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just past the JSON value starting at i, or
+// -1. The document is already known to be valid JSON.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return -1
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			case '"':
+				j := skipValue(b, i)
+				if j < 0 {
+					return -1
+				}
+				i = j - 1
+			}
+		}
+		return -1
+	default:
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+		}
+		return i
+	}
+}

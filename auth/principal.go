@@ -13,10 +13,10 @@ import (
 // Principal is an authenticated caller.
 type Principal struct {
 	// Authenticator is the name (from config) of the authenticator that accepted the caller.
-	Authenticator string `json:"authenticator"`
-	Subject       string `json:"subject"`
-	Tenant        string `json:"tenant"`
-	Email         string `json:"email"`
+	Authenticator string   `json:"authenticator"`
+	Subject       string   `json:"subject"`
+	Tenant        string   `json:"tenant"`
+	Email         string   `json:"email"`
 	Scopes        []string `json:"scopes"`
 	// Claims are extra, non-secret facts (JWT claims, Sharetribe profile fields).
 	Claims map[string]any `json:"claims"`

@@ -1,0 +1,293 @@
+// Package backlot is the Go face of backlot: build an App from a YAML file
+// (or a config.Config built in code), add your own routes and job workers,
+// and run it — the binary `backlot serve` is this with nothing added.
+//
+//	app, err := backlot.New(backlot.WithConfigFile("backlot.yaml"))
+//	app.Handle("POST /api/idv/start", []string{"shoppers"}, startVerification)
+//	app.Worker("idv.callback", handleCallback)
+//	err = app.Run(ctx)
+//
+// Handlers read the caller with auth.FromContext(r.Context()); workers
+// receive a *jobs.Job and may call jobs.Logf and jobs.SetProgress.
+package backlot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/backlothq/backlot/auth"
+	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/cors"
+	"github.com/backlothq/backlot/internal/httpapi"
+	jobengine "github.com/backlothq/backlot/internal/jobs"
+	"github.com/backlothq/backlot/internal/server"
+	"github.com/backlothq/backlot/internal/store"
+	"github.com/backlothq/backlot/internal/store/open"
+	"github.com/backlothq/backlot/internal/webhook"
+	"github.com/backlothq/backlot/jobs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// App is one backlot instance: configuration, store, authenticators, job
+// engine, webhook endpoints and the HTTP server around them.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	store    store.Store
+	auth     *auth.Set
+	engine   *jobengine.Engine
+	webhooks *webhook.Set
+	mux      *http.ServeMux
+	server   *server.Server
+	jobs     *Jobs
+
+	closeOnce sync.Once
+}
+
+type options struct {
+	configFile string
+	cfg        *config.Config
+	logger     *slog.Logger
+	migrate    bool
+	env        func(string) (string, bool)
+}
+
+// Option configures New.
+type Option func(*options)
+
+// WithConfigFile loads the configuration from a YAML file (SPEC section 4).
+func WithConfigFile(path string) Option { return func(o *options) { o.configFile = path } }
+
+// WithConfig uses a configuration built in code; New fills its defaults
+// and validates it (config.Config.Prepare).
+func WithConfig(cfg *config.Config) Option { return func(o *options) { o.cfg = cfg } }
+
+// WithLogger sets the logger. Default: JSON to stderr at info.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMigrate controls whether pending migrations are applied at start.
+// With false, New refuses a database whose schema is behind. Default true.
+func WithMigrate(on bool) Option { return func(o *options) { o.migrate = on } }
+
+// New builds an App: it loads the configuration, opens (and migrates) the
+// store, and builds the authenticators, job engine and webhook endpoints.
+// Nothing listens until Run.
+func New(opts ...Option) (*App, error) {
+	o := options{migrate: true, env: os.LookupEnv}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg := o.cfg
+	if cfg != nil {
+		if err := cfg.Prepare(); err != nil {
+			return nil, err
+		}
+	} else {
+		if o.configFile == "" {
+			return nil, errors.New("backlot.New: no configuration (use WithConfigFile or WithConfig)")
+		}
+		var err error
+		if cfg, err = config.Load(o.configFile, o.env); err != nil {
+			return nil, err
+		}
+	}
+	log := o.logger
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := open.Store(ctx, cfg.Store.URL, store.Options{Migrate: o.migrate})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a.store = st
+	if err := a.build(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context) error {
+	cfg := a.cfg
+	proxies, err := httpapi.ParseProxies(cfg.Server.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	a.auth, err = auth.NewSet(ctx, cfg.Authenticators, cfg.Marketplaces, auth.Deps{
+		Logger:  a.log,
+		Metrics: a.reg,
+		Store:   a.store,
+	})
+	if err != nil {
+		return fmt.Errorf("authenticators: %w", err)
+	}
+	a.engine, err = jobengine.New(cfg.Jobs, cfg.Schedules, a.store, jobengine.Deps{Logger: a.log, Metrics: a.reg})
+	if err != nil {
+		return fmt.Errorf("job engine: %w", err)
+	}
+	a.jobs = &Jobs{engine: a.engine}
+	a.webhooks, err = webhook.New(cfg.Webhooks, webhook.Deps{
+		Enqueuer:     a.engine,
+		Proxies:      proxies,
+		Logger:       a.log,
+		Metrics:      a.reg,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+	})
+	if err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	forwarders, err := a.webhooks.Forwarders(webhook.ForwardDeps{Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("webhook forwarders: %w", err)
+	}
+	for kind, fn := range forwarders {
+		a.engine.Register(kind, fn)
+	}
+
+	a.auth.Register(a.mux)
+	a.webhooks.Register(a.mux)
+
+	corsMW, err := cors.New(cfg.CORS)
+	if err != nil {
+		return fmt.Errorf("cors: %w", err)
+	}
+	a.server, err = server.New(server.Config{
+		Server:   cfg.Server,
+		Logger:   a.log,
+		Registry: a.reg,
+		Ready:    a.ready,
+		CORS:     corsMW,
+		Proxies:  proxies,
+	}, a.mux)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// ready is /readyz: the store answers and its schema is current.
+func (a *App) ready(ctx context.Context) error {
+	if err := a.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store unreachable: %w", err)
+	}
+	st, err := a.store.SchemaStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("store schema: %w", err)
+	}
+	if st.Behind() {
+		return fmt.Errorf("migrations behind: database at version %d, binary expects %d", st.Current, st.Latest)
+	}
+	return nil
+}
+
+// Config returns the configuration the App runs with.
+func (a *App) Config() *config.Config { return a.cfg }
+
+// Logger returns the App's logger.
+func (a *App) Logger() *slog.Logger { return a.log }
+
+// Handler returns the full HTTP handler chain (for tests and embedding).
+func (a *App) Handler() http.Handler { return a.server.Handler() }
+
+// Handle adds a route. pattern is a net/http pattern ("POST /api/x");
+// authenticators names the configured authenticators a caller may use,
+// tried in order (none: the route is public). The handler reads the caller
+// with auth.FromContext.
+func (a *App) Handle(pattern string, authenticators []string, h http.HandlerFunc) {
+	a.HandleRule(pattern, authenticators, auth.Rule{}, h)
+}
+
+// HandleRule is Handle with scope and tenant requirements.
+func (a *App) HandleRule(pattern string, authenticators []string, rule auth.Rule, h http.HandlerFunc) {
+	var handler http.Handler = h
+	if len(authenticators) > 0 {
+		if err := a.auth.Check(authenticators); err != nil {
+			panic(fmt.Sprintf("backlot: route %q: %v", pattern, err))
+		}
+		handler = a.auth.Require(authenticators, rule)(h)
+	}
+	a.mux.Handle(pattern, handler)
+}
+
+// Worker registers the handler for jobs of kind. Register before Run.
+func (a *App) Worker(kind string, fn jobs.WorkFunc) { a.engine.Register(kind, fn) }
+
+// Jobs is the job queue, for enqueueing from handlers and workers.
+func (a *App) Jobs() *Jobs { return a.jobs }
+
+// Auth returns the authenticators, e.g. to add a custom one with Add.
+func (a *App) Auth() *auth.Set { return a.auth }
+
+// Run starts the background parts and serves HTTP until ctx is cancelled,
+// then shuts down gracefully: requests in flight finish, running jobs
+// finish or are handed back, and the store is closed.
+func (a *App) Run(ctx context.Context) error {
+	ln, err := a.server.Listen()
+	if err != nil {
+		a.Close()
+		return err
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	defer a.Close()
+	if err := a.auth.Start(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start authenticators: %w", err)
+	}
+	if err := a.engine.Start(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start job engine: %w", err)
+	}
+	a.log.Info("backlot serving", "addr", ln.Addr().String(), "store", a.store.Backend(), "tls", a.cfg.Server.TLS.Enabled())
+	serveErr := a.server.Serve(ctx, ln)
+
+	timeout := a.cfg.Server.ShutdownTimeout.D()
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := a.engine.Stop(sctx); err != nil {
+		a.log.Warn("stopping job engine", "error", err.Error())
+	}
+	if err := a.auth.Stop(sctx); err != nil {
+		a.log.Warn("stopping authenticators", "error", err.Error())
+	}
+	a.log.Info("backlot stopped")
+	return serveErr
+}
+
+// Close releases the store. Run and Serve call it when they return.
+func (a *App) Close() error {
+	var err error
+	a.closeOnce.Do(func() { err = a.store.Close() })
+	return err
+}
+
+// Jobs enqueues background work.
+type Jobs struct {
+	engine *jobengine.Engine
+}
+
+// Enqueue adds a job and returns once it is durably committed. payload
+// must be JSON.
+func (j *Jobs) Enqueue(ctx context.Context, kind string, payload []byte, opts *jobs.EnqueueOpts) (jobs.EnqueueResult, error) {
+	return j.engine.Enqueue(ctx, kind, payload, opts)
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -61,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &ee):
 		return ee.Code
-	case errors.As(err, &ce):
+	case errors.As(err, &ce), errors.Is(err, fs.ErrNotExist):
 		return 2
 	case isUsageError(err):
 		return 2
@@ -91,6 +92,11 @@ to your marketplace — one binary, configured by one YAML file.
 Start with:  backlot serve --config examples/quickstart/backlot.yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	// Log flags are checked up front so every command rejects bad values.
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		_, err := newLogger(g, io.Discard)
+		return err
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)

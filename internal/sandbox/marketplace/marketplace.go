@@ -1,0 +1,280 @@
+// Package marketplace is a local stand-in for a Sharetribe marketplace: the
+// Authentication API (/v1/auth/...) and the Marketplace API
+// (/v1/api/...), with users, passwords and tokens held in memory. It speaks
+// JSON (not Transit) with the paths, shapes and errors of the real service,
+// so backlot's Sharetribe client and authenticator can be tested over real
+// HTTP and `backlot dev` can run without a Sharetribe account.
+//
+// Listings, transactions, events and the Integration API's resources are
+// not simulated yet; the token endpoint already issues integration tokens.
+package marketplace
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// AccessTokenTTLDefault is how long an access token lives unless
+// Options.AccessTokenTTL says otherwise: 86400 s, the expires_in of the
+// real responses the Sharetribe SDK's fake adapter was copied from.
+const AccessTokenTTLDefault = 24 * time.Hour
+
+// Token scopes, as the real Authentication API names them.
+const (
+	ScopePublicRead  = "public-read"  // anonymous Marketplace API access
+	ScopeUser        = "user"         // a logged-in marketplace user
+	ScopeTrustedUser = "trusted:user" // a user token exchanged by a trusted (secret-holding) client
+	ScopeIntegration = "integ"        // Integration API access
+)
+
+// Options configures a Marketplace.
+type Options struct {
+	// ClientID is the Marketplace API application's (public) client id.
+	// client_credentials with it alone yields an anonymous token. Required.
+	ClientID string
+	// ClientSecret is the Marketplace API application's secret, needed
+	// only for token_exchange (trusted:user tokens). Default: none, and
+	// token_exchange is refused.
+	ClientSecret string
+	// IntegrationClientID and IntegrationClientSecret are an Integration
+	// API application's credentials. Default: none.
+	IntegrationClientID     string
+	IntegrationClientSecret string
+	// AccessTokenTTL is the lifetime of every access token. Default
+	// AccessTokenTTLDefault (24 h). Refresh tokens do not expire.
+	AccessTokenTTL time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Profile is a user's profile as Sharetribe stores it.
+type Profile struct {
+	FirstName string
+	LastName  string
+	// DisplayName defaults, as in Sharetribe, to the first name and the
+	// initial of the last name ("Joe D").
+	DisplayName   string
+	Bio           string
+	PublicData    map[string]any
+	ProtectedData map[string]any
+	PrivateData   map[string]any
+	Metadata      map[string]any
+}
+
+type user struct {
+	id            string
+	email         string
+	passwordHash  [32]byte
+	emailVerified bool
+	banned        bool
+	createdAt     time.Time
+	profile       Profile
+}
+
+// session is what one login (or one integration client_credentials grant)
+// created: the current refresh token and every access token issued from it,
+// so revoking the refresh token revokes them all.
+type session struct {
+	clientID string
+	scope    string
+	userID   string // "" for integration sessions
+	refresh  string // current refresh token; rotated on each refresh grant
+	access   map[string]struct{}
+}
+
+type accessToken struct {
+	clientID string
+	scope    string
+	userID   string
+	expires  time.Time
+	sess     *session // nil for anonymous tokens
+}
+
+// Marketplace is the simulator. It is an http.Handler; its methods are safe
+// for concurrent use.
+type Marketplace struct {
+	opts       Options
+	mux        *http.ServeMux
+	signingKey []byte
+
+	mu       sync.Mutex
+	users    map[string]*user // by id
+	byEmail  map[string]string
+	access   map[string]*accessToken
+	sessions map[string]*session // by current refresh token
+}
+
+// New returns a Marketplace with no users.
+func New(opts Options) *Marketplace {
+	if opts.AccessTokenTTL <= 0 {
+		opts.AccessTokenTTL = AccessTokenTTLDefault
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Marketplace{
+		opts:       opts,
+		mux:        http.NewServeMux(),
+		signingKey: []byte(newToken()),
+		users:      map[string]*user{},
+		byEmail:    map[string]string{},
+		access:     map[string]*accessToken{},
+		sessions:   map[string]*session{},
+	}
+	m.routes()
+	return m
+}
+
+func (m *Marketplace) routes() {
+	m.mux.HandleFunc("POST /v1/auth/token", m.handleToken)
+	m.mux.HandleFunc("POST /v1/auth/revoke", m.handleRevoke)
+	m.mux.HandleFunc("GET /v1/api/current_user/show", m.handleCurrentUserShow)
+	// Anything else under the API prefixes answers in Sharetribe's error
+	// format rather than the mux's plain-text 404.
+	m.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, r, http.StatusNotFound, "not-found", "Not found")
+	})
+}
+
+// ServeHTTP implements http.Handler.
+func (m *Marketplace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.mux.ServeHTTP(w, r)
+}
+
+// AddUser creates a user with a verified email and returns its id (a UUID,
+// as Sharetribe's are).
+func (m *Marketplace) AddUser(email, password string, profile Profile) string {
+	if profile.DisplayName == "" {
+		profile.DisplayName = defaultDisplayName(profile.FirstName, profile.LastName)
+	}
+	u := &user{
+		id:            newUUID(),
+		email:         email,
+		passwordHash:  sha256.Sum256([]byte(password)),
+		emailVerified: true,
+		createdAt:     m.opts.Now().UTC().Truncate(time.Millisecond),
+		profile:       profile,
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.users[u.id] = u
+	m.byEmail[strings.ToLower(email)] = u.id
+	return u.id
+}
+
+// SetBanned bans or unbans a user. A banned user cannot log in.
+func (m *Marketplace) SetBanned(userID string, banned bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u := m.users[userID]; u != nil {
+		u.banned = banned
+	}
+}
+
+// ExpireTokens makes every access token issued so far expired, as if its
+// lifetime had passed. Refresh tokens stay valid.
+func (m *Marketplace) ExpireTokens() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	past := m.opts.Now().Add(-time.Second)
+	for _, t := range m.access {
+		t.expires = past
+	}
+}
+
+// checkPassword finds the user with email and password. Comparison is of
+// SHA-256 digests in constant time.
+func (m *Marketplace) checkPassword(email, password string) *user {
+	id, ok := m.byEmail[strings.ToLower(email)]
+	if !ok {
+		return nil
+	}
+	u := m.users[id]
+	h := sha256.Sum256([]byte(password))
+	if subtle.ConstantTimeCompare(h[:], u.passwordHash[:]) != 1 {
+		return nil
+	}
+	return u
+}
+
+// lookupAccess returns the unexpired access token t, or nil.
+func (m *Marketplace) lookupAccess(t string) *accessToken {
+	at := m.access[t]
+	if at == nil {
+		return nil
+	}
+	if !m.opts.Now().Before(at.expires) {
+		delete(m.access, t)
+		if at.sess != nil {
+			delete(at.sess.access, t)
+		}
+		return nil
+	}
+	return at
+}
+
+func defaultDisplayName(first, last string) string {
+	name := strings.TrimSpace(first)
+	if r := []rune(strings.TrimSpace(last)); len(r) > 0 {
+		if name != "" {
+			name += " "
+		}
+		name += string(r[0])
+	}
+	return name
+}
+
+func abbreviatedName(first, last string) string {
+	var s string
+	for _, p := range []string{first, last} {
+		if r := []rune(strings.TrimSpace(p)); len(r) > 0 {
+			s += strings.ToUpper(string(r[0]))
+		}
+	}
+	return s
+}
+
+// newAccessToken mints an access token shaped as a JWT (HS256 under the
+// simulator's own random key) whose claims say the client, scope and
+// expiry, so clients may read the expiry; only the simulator's token table
+// decides validity.
+func (m *Marketplace) newAccessToken(clientID, scope string, exp time.Time) string {
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	claims, _ := json.Marshal(map[string]any{
+		"client-id": clientID,
+		"scope":     scope,
+		"iat":       m.opts.Now().Unix(),
+		"exp":       exp.Unix(),
+		"jti":       newUUID(),
+	})
+	in := hdr + "." + base64.RawURLEncoding.EncodeToString(claims)
+	mac := hmac.New(sha256.New, m.signingKey)
+	mac.Write([]byte(in))
+	return in + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// newToken returns an opaque random token.
+func newToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

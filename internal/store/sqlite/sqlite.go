@@ -1,0 +1,312 @@
+// Package sqlite is the embedded store.Store: one SQLite file in WAL mode,
+// written through exactly one connection (so writers queue in Go rather than
+// fight over SQLite's lock) and read through a small pool of query-only
+// connections. Durability is synchronous=FULL: anything acknowledged to a
+// caller has been fsynced.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/backlothq/backlot/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// BusyTimeoutMillis is how long a connection waits on SQLite's lock before
+// SQLITE_BUSY. Only readers and other processes contend; our own writes are
+// serialised by the single writer connection.
+const BusyTimeoutMillis = 5000
+
+// DB is the SQLite store.
+type DB struct {
+	w    *sql.DB // exactly one connection; ALL writes go through it
+	r    *sql.DB // query-only read pool
+	path string
+	mig  *goose.Provider
+}
+
+// Open opens (creating if needed) the database file at path. Its directory
+// must exist. With opts.Migrate pending migrations are applied; without, a
+// database whose schema is behind is refused with store.ErrSchemaBehind.
+func Open(ctx context.Context, path string, opts store.Options) (*DB, error) {
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	if !opts.Migrate {
+		// Refuse without leaving an empty database file behind.
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("open sqlite %s: no database file: %w", path, store.ErrSchemaBehind)
+		}
+	}
+	db := &DB{path: path}
+	var err error
+	db.w, err = sql.Open("sqlite", dsn(path, url.Values{
+		"_pragma": {
+			fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMillis),
+			"foreign_keys(ON)",
+			"journal_mode(WAL)",
+			"synchronous(FULL)",
+		},
+		"_txlock": {"immediate"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.w.SetMaxOpenConns(1)
+	db.w.SetMaxIdleConns(1)
+	db.w.SetConnMaxLifetime(0)
+	db.w.SetConnMaxIdleTime(0)
+	// Connect now so the file exists and is in WAL mode before readers open.
+	if err := db.w.PingContext(ctx); err != nil {
+		db.w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+
+	n := opts.MaxConns
+	if n <= 0 {
+		n = max(4, runtime.GOMAXPROCS(0))
+	}
+	db.r, err = sql.Open("sqlite", dsn(path, url.Values{
+		"_pragma": {
+			fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMillis),
+			"foreign_keys(ON)",
+			"query_only(1)",
+		},
+	}))
+	if err != nil {
+		db.w.Close()
+		return nil, fmt.Errorf("open sqlite %s: read pool: %w", path, err)
+	}
+	db.r.SetMaxOpenConns(n)
+	db.r.SetMaxIdleConns(n)
+	db.r.SetConnMaxLifetime(0)
+	db.r.SetConnMaxIdleTime(0)
+
+	sub, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: migrations: %w", path, err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	db.mig, err = goose.NewProvider(goose.DialectSQLite3, db.w, sub,
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(logger),
+	)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: migrations: %w", path, err)
+	}
+
+	if opts.Migrate {
+		err = db.Migrate(ctx)
+	} else {
+		err = db.checkSchema(ctx)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// checkPath rejects paths the DSN cannot carry and missing directories,
+// which SQLite would otherwise report as a bare "unable to open".
+func checkPath(path string) error {
+	switch {
+	case path == "":
+		return errors.New("open sqlite: empty path")
+	case path == ":memory:" || strings.HasPrefix(path, "file:"):
+		// The read pool must see the writer's data: only a real file does.
+		return fmt.Errorf("open sqlite %s: need a plain file path", path)
+	case strings.ContainsRune(path, '?'):
+		return fmt.Errorf("open sqlite %s: path must not contain '?'", path)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: directory %s: %w", path, dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("open sqlite %s: %s is not a directory", path, dir)
+	}
+	return nil
+}
+
+func dsn(path string, q url.Values) string {
+	// modernc takes everything before '?' verbatim as the file name.
+	return path + "?" + q.Encode()
+}
+
+func (db *DB) checkSchema(ctx context.Context) error {
+	st, err := db.SchemaStatus(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Behind() {
+		return fmt.Errorf("schema at version %d, binary at %d: %w", st.Current, st.Latest, store.ErrSchemaBehind)
+	}
+	return nil
+}
+
+// Path is the database file.
+func (db *DB) Path() string { return db.path }
+
+// Backend returns store.BackendSQLite.
+func (db *DB) Backend() string { return store.BackendSQLite }
+
+// Ping checks the file can still be read.
+func (db *DB) Ping(ctx context.Context) error {
+	var n int
+	// Touching sqlite_master reads the file; SELECT 1 would not.
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
+		return fmt.Errorf("ping sqlite %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// SchemaStatus reports the highest applied and highest embedded migration
+// versions. It only reads, so it never creates goose's version table.
+func (db *DB) SchemaStatus(ctx context.Context) (store.SchemaStatus, error) {
+	st := store.SchemaStatus{Latest: latest(db.mig)}
+	var tables int
+	err := db.r.QueryRowContext(ctx,
+		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, goose.DefaultTablename).Scan(&tables)
+	if err != nil {
+		return st, fmt.Errorf("schema status: %w", err)
+	}
+	if tables == 0 {
+		return st, nil
+	}
+	err = db.r.QueryRowContext(ctx,
+		`SELECT COALESCE(MAX(version_id), 0) FROM `+goose.DefaultTablename+` WHERE is_applied`).Scan(&st.Current)
+	if err != nil {
+		return st, fmt.Errorf("schema status: %w", err)
+	}
+	return st, nil
+}
+
+func latest(p *goose.Provider) int64 {
+	var v int64
+	for _, s := range p.ListSources() {
+		v = max(v, s.Version)
+	}
+	return v
+}
+
+// Migrate applies pending migrations through the writer connection.
+//
+// Two processes migrating one file at once (say `backlot migrate` beside a
+// starting server) race: goose picks the pending list outside the
+// transactions, so the loser fails on "table already exists". Each
+// migration and its version row commit together, so the loser just
+// re-reads the state and carries on from where the winner got to.
+func (db *DB) Migrate(ctx context.Context) error {
+	var err error
+	for range migrateAttempts {
+		if _, err = db.mig.Up(ctx); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if st, serr := db.SchemaStatus(ctx); serr == nil && !st.Behind() {
+			return nil
+		}
+	}
+	return fmt.Errorf("migrate sqlite %s: %w", db.path, err)
+}
+
+// migrateAttempts bounds Migrate's retries; each lost race costs one.
+const migrateAttempts = 10
+
+// Close closes both pools. The last connection to close checkpoints the WAL.
+func (db *DB) Close() error {
+	var errs []error
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
+	}
+	if db.w != nil {
+		errs = append(errs, db.w.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sqlite %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// WriteTx runs fn in a BEGIN IMMEDIATE transaction on the writer connection
+// and commits if fn returns nil; otherwise (or on panic) it rolls back. The
+// error fn returns comes back as is, except that one matching sql.ErrNoRows
+// also matches store.ErrNotFound.
+func (db *DB) WriteTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return notFound(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// notFound translates sql.ErrNoRows to store.ErrNotFound, keeping any
+// context wrapped around it; other errors pass through.
+func notFound(err error) error {
+	switch {
+	case err == sql.ErrNoRows: //nolint:errorlint // the bare sentinel needs no context
+		return store.ErrNotFound
+	case errors.Is(err, sql.ErrNoRows) && !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+	}
+	return err
+}
+
+// Meta reads a backlot_meta value.
+func (db *DB) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := db.r.QueryRowContext(ctx, `SELECT value FROM backlot_meta WHERE key = ?`, key).Scan(&v)
+	if err != nil {
+		return "", fmt.Errorf("meta %q: %w", key, notFound(err))
+	}
+	return v, nil
+}
+
+// SetMeta inserts or replaces a backlot_meta value.
+func (db *DB) SetMeta(ctx context.Context, key, value string) error {
+	_, err := db.w.ExecContext(ctx,
+		`INSERT INTO backlot_meta (key, value) VALUES (?, ?)
+		 ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	if err != nil {
+		return fmt.Errorf("set meta %q: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+// Package testutil holds the real parts tests run against: a throwaway
+// PostgreSQL server, migrated SQLite and PostgreSQL stores, the backlot
+// binary built once per test binary, free loopback ports.
+//
+// Packages using the shared PostgreSQL server or BuildBacklot call Main
+// from TestMain so those are torn down when their tests end:
+//
+//	func TestMain(m *testing.M) { testutil.Main(m) }
+package testutil
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"testing"
+)
+
+// shared holds the resources that exist once per test binary (the
+// PostgreSQL server, the built backlot binary). It is the package's only
+// mutable state: these resources are per process by nature, and Main tears
+// them down.
+var shared resources
+
+type resources struct {
+	mu       sync.Mutex
+	pg       *PGServer
+	pgErr    error // a failed start is not retried by every test
+	binDir   string
+	bin      string
+	binErr   error
+	tornDown bool
+}
+
+func (r *resources) postgres() (*PGServer, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pg == nil && r.pgErr == nil {
+		if r.tornDown {
+			return nil, errors.New("testutil.Postgres called after testutil.Main tore down")
+		}
+		r.pg, r.pgErr = startPGServer(PGOptions{Fsync: os.Getenv("BACKLOT_TEST_PG_FSYNC") == "on"})
+	}
+	return r.pg, r.pgErr
+}
+
+func (r *resources) teardown() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tornDown = true
+	var errs []error
+	if r.pg != nil {
+		errs = append(errs, r.pg.destroy())
+		r.pg = nil
+	}
+	if r.binDir != "" {
+		errs = append(errs, os.RemoveAll(r.binDir))
+		r.binDir = ""
+	}
+	return errors.Join(errs...)
+}
+
+// Main runs the tests, then stops the shared PostgreSQL server and removes
+// the built binary, then exits with the tests' code.
+func Main(m *testing.M) {
+	code := m.Run()
+	if err := shared.teardown(); err != nil {
+		fmt.Fprintf(os.Stderr, "testutil: teardown: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	return p
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

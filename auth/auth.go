@@ -153,6 +153,10 @@ type Set struct {
 	mu      sync.RWMutex // guards entries (Add after construction)
 	entries map[string]*entry
 	names   []string // sorted
+	// whoami is the order whoami tries: names sorted, but authenticators
+	// that verify by calling a remote service (sharetribe) last, so a
+	// locally verifiable token is never sent to a third party.
+	whoami []string
 
 	decisions *prometheus.CounterVec
 	limiter   *failureLimiter
@@ -263,6 +267,15 @@ func (s *Set) add(a Authenticator, invalidStatus int) {
 		slices.Sort(s.names)
 	}
 	s.entries[a.Name()] = e
+	order := make([]string, 0, len(s.names)) // new slice: whoami readers hold the old one
+	for _, remote := range []bool{false, true} {
+		for _, n := range s.names {
+			if (s.entries[n].a.Type() == config.AuthSharetribe) == remote {
+				order = append(order, n)
+			}
+		}
+	}
+	s.whoami = order
 }
 
 // Get returns the authenticator called name.
@@ -379,9 +392,13 @@ func (s *Set) Require(names []string, rule Rule) func(http.Handler) http.Handler
 }
 
 // HandleWhoami answers GET /auth/whoami with the caller's Principal,
-// trying every configured authenticator in name order.
+// trying every configured authenticator: in name order, those that call a
+// remote service last.
 func (s *Set) HandleWhoami(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.authenticate(w, r, s.list(s.Names()), Rule{})
+	s.mu.RLock()
+	order := s.whoami
+	s.mu.RUnlock()
+	p, ok := s.authenticate(w, r, s.list(order), Rule{})
 	if !ok {
 		return
 	}

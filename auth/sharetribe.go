@@ -49,6 +49,9 @@ type Sharetribe struct {
 	showURL    string
 	client     *http.Client
 	now        func() time.Time
+	// cop guards unsafe requests authenticated by the SDK cookie, which a
+	// browser attaches to cross-site requests too (SPEC 5.3).
+	cop *http.CrossOriginProtection
 
 	flight singleflight.Group
 	mu     sync.Mutex
@@ -100,6 +103,7 @@ func newSharetribe(name string, cfg config.Authenticator, mkt config.Marketplace
 		client:     &client,
 		now:        deps.Now,
 		cache:      map[[sha256.Size]byte]sharetribeEntry{},
+		cop:        http.NewCrossOriginProtection(),
 	}, nil
 }
 
@@ -118,6 +122,11 @@ func (a *Sharetribe) Authenticate(r *http.Request) (*Principal, error) {
 	tok, refresh, fromCookie, err := a.credential(r)
 	if err != nil {
 		return nil, err
+	}
+	if fromCookie && !safeMethod(r.Method) {
+		if f := checkOrigin(a.cop, r); f != nil {
+			return nil, f
+		}
 	}
 	p, err := a.verify(r.Context(), tok)
 	if err != nil {

@@ -664,3 +664,81 @@ func TestSharetribeThroughSet(t *testing.T) {
 		t.Fatalf("marketplace down: %d %s", status, body)
 	}
 }
+
+// TestSharetribeCookieCrossOrigin: the SDK cookie rides along on
+// cross-site requests, so an unsafe request authenticated by it must pass
+// cross-origin protection; a bearer token needs no such check.
+func TestSharetribeCookieCrossOrigin(t *testing.T) {
+	t.Parallel()
+	f := stSetup(t, time.Hour)
+	tok := f.login(t)
+	cookie := f.a.CookieName() + "=" + encodeURIComponent(sdkCookieJSON(tok))
+	tests := []struct {
+		name, method, site string
+		bearer             bool
+		wantOK             bool
+	}{
+		{"GET cross-site cookie", "GET", "cross-site", false, true},
+		{"POST same-origin cookie", "POST", "same-origin", false, true},
+		{"POST cross-site cookie", "POST", "cross-site", false, false},
+		{"DELETE same-site cookie", "DELETE", "same-site", false, false},
+		{"POST cross-site bearer", "POST", "cross-site", true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, "/api/thing", nil)
+			r.Header.Set("Sec-Fetch-Site", tc.site)
+			if tc.bearer {
+				r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			} else {
+				r.Header.Set("Cookie", cookie)
+			}
+			p, err := f.a.Authenticate(r)
+			if tc.wantOK {
+				if err != nil || p.Subject != f.userID {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var fail *Failure
+			if !errors.As(err, &fail) || fail.Code != "csrf_failed" {
+				t.Fatalf("want csrf_failed refusal, got %v %v", p, err)
+			}
+		})
+	}
+}
+
+// TestWhoamiTriesRemoteLast: a locally verifiable token must be accepted
+// without being sent to the marketplace, even when the sharetribe
+// authenticator's name sorts first.
+func TestWhoamiTriesRemoteLast(t *testing.T) {
+	t.Parallel()
+	f := stSetup(t, time.Hour)
+	secret := strings.Repeat("s", 32)
+	set, err := NewSet(context.Background(),
+		map[string]config.Authenticator{
+			"aaa_shoppers": {Type: config.AuthSharetribe, Marketplace: "main"},
+			"zzz_users":    {Type: config.AuthHS256, Secret: secret, Issuer: "backlot", Audience: "backlot", TTL: config.Duration(time.Minute)},
+		},
+		map[string]config.Marketplace{"main": {Type: "sharetribe", ClientID: stClientID, APIURL: f.srv.URL}},
+		Deps{HTTPClient: f.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _ := set.Get("zzz_users")
+	tok, err := users.(*HS256).Mint("user-1", "", nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.calls.Load()
+	r := httptest.NewRequest("GET", "/auth/whoami", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	w := httptest.NewRecorder()
+	set.HandleWhoami(w, r)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"authenticator":"zzz_users"`) {
+		t.Fatalf("whoami: %d %s", w.Code, w.Body.String())
+	}
+	if n := f.calls.Load() - before; n != 0 {
+		t.Fatalf("hs256 token sent to the marketplace %d times", n)
+	}
+}

@@ -473,9 +473,8 @@ func (v *validator) cors() {
 	for i, o := range c.AllowedOrigins {
 		p := fmt.Sprintf("cors.allowed_origins[%d]", i)
 		if o == "*" {
-			if c.AllowCredentials {
-				v.add(p, `"*" cannot be used with allow_credentials: list the origins`)
-			}
+			// SPEC 5.3: exact origins and *. subdomain wildcards only.
+			v.add(p, `"*" is not allowed: list the origins (wildcards only as https://*.example.com)`)
 			continue
 		}
 		if msg := checkOrigin(o); msg != "" {
@@ -510,7 +509,7 @@ func checkOrigin(o string) string {
 		host = h
 	}
 	if d, wild := strings.CutPrefix(host, "*."); wild {
-		if !strings.Contains(d, ".") && d != "localhost" {
+		if !strings.Contains(d, ".") {
 			return "wildcard origins need a domain with at least two labels, e.g. https://*.example.com"
 		}
 		host = d

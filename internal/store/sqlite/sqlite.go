@@ -39,6 +39,7 @@ type DB struct {
 	r    *sql.DB // query-only read pool
 	path string
 	mig  *goose.Provider
+	jobs jobStmts // prepared statements of jobs.go
 }
 
 // Open opens (creating if needed) the database file at path. Its directory

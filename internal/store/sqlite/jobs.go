@@ -1,0 +1,806 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/backlothq/backlot/internal/store"
+	"github.com/backlothq/backlot/jobs"
+)
+
+// relaxedTx is WriteTx with synchronous=NORMAL: the commit is not fsynced.
+// It is for the engine's own bookkeeping (claims, leases, outcomes, logs),
+// which nobody was promised durability for: in WAL mode a NORMAL commit
+// survives a process crash, and power loss can only undo the last few, which
+// at-least-once delivery absorbs (a lost claim or outcome means the job
+// runs again). An fsynced commit after them (an enqueue) makes them durable
+// too, since the WAL is written in order. Saving the fsync matters: the
+// single writer would otherwise spend most of its time waiting on the disk.
+func (db *DB) relaxedTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	if err := db.prepareJobStmts(ctx); err != nil {
+		return err
+	}
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("writer: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return fmt.Errorf("writer: %w", err)
+	}
+	defer func() {
+		// Everyone else relies on FULL: if it cannot be restored, the
+		// connection is thrown away (database/sql opens a fresh one, which
+		// gets FULL from the DSN).
+		if _, rerr := conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); rerr != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			err = errors.Join(err, fmt.Errorf("writer: restore synchronous: %w", rerr))
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return notFound(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// jobStmts holds the writer's prepared statements for the engine's hot
+// paths: compiling them on every transaction was a fifth of the engine's
+// CPU. They are prepared once on the writer, outside any transaction (the
+// writer has one connection, so preparing inside one would wait on itself),
+// and bound to each transaction with Tx.StmtContext, which reuses the
+// connection's compiled statement.
+type jobStmts struct {
+	mu    sync.Mutex
+	ready bool
+	st    [numStmts]*sql.Stmt
+}
+
+const (
+	stmtSeq = iota
+	stmtFindKeys
+	stmtInsertJobs
+	stmtInsertKeys
+	stmtClaimLapsed
+	stmtClaimDue
+	stmtExtend
+	stmtLog
+	stmtProgress
+	stmtFinish
+	numStmts
+)
+
+// jobStmtSQL returns the text of every cached statement.
+func jobStmtSQL() [numStmts]string {
+	return [numStmts]string{
+		stmtSeq: `SELECT seq FROM sqlite_sequence WHERE name = 'backlot_jobs'`,
+		stmtFindKeys: `SELECT key, job_id FROM backlot_job_dedupe
+			WHERE key IN (SELECT value FROM json_each(?))`,
+		stmtInsertJobs: `INSERT INTO backlot_jobs
+			(id, kind, queue, payload, state, max_attempts, run_at, dedupe_key, created_at)
+			SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, ?
+			FROM json_each(?)`,
+		stmtInsertKeys: `INSERT INTO backlot_job_dedupe (key, job_id, created_at)
+			SELECT value->>0, value->>1, ? FROM json_each(?)`,
+		// Parameters of both claims: lease_until, queue, now, kinds (JSON), limit.
+		stmtClaimLapsed: `UPDATE backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
+			WHERE id IN (SELECT id FROM backlot_jobs WHERE queue = ?2
+				AND state = 'running' AND lease_until < ?3 AND attempt < max_attempts
+				AND kind IN (SELECT value FROM json_each(?4))
+				ORDER BY lease_until LIMIT ?5) RETURNING ` + jobCols,
+		stmtClaimDue: `UPDATE backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
+			WHERE id IN (SELECT id FROM backlot_jobs WHERE queue = ?2
+				AND state IN ('available', 'scheduled', 'retrying') AND run_at <= ?3
+				AND kind IN (SELECT value FROM json_each(?4))
+				ORDER BY run_at, id LIMIT ?5) RETURNING ` + jobCols,
+		stmtExtend: `UPDATE backlot_jobs SET lease_until = ?
+			WHERE id = ? AND attempt = ? AND state = 'running' RETURNING cancel_requested`,
+		stmtLog:      `INSERT INTO backlot_job_logs (job_id, at, line) VALUES (?, ?, ?)`,
+		stmtProgress: `UPDATE backlot_jobs SET progress = ? WHERE id = ?`,
+		stmtFinish:   finishSQL,
+	}
+}
+
+// prepareJobStmts prepares the statements once. Call it before taking the
+// writer.
+func (db *DB) prepareJobStmts(ctx context.Context) error {
+	db.jobs.mu.Lock()
+	defer db.jobs.mu.Unlock()
+	if db.jobs.ready {
+		return nil
+	}
+	for i, q := range jobStmtSQL() {
+		st, err := db.w.PrepareContext(ctx, q)
+		if err != nil {
+			for _, p := range db.jobs.st[:i] {
+				p.Close()
+			}
+			return fmt.Errorf("prepare: %w", err)
+		}
+		db.jobs.st[i] = st
+	}
+	db.jobs.ready = true
+	return nil
+}
+
+// stmt binds prepared statement i to tx; the result is closed with tx.
+// Before prepareJobStmts has run (InsertJobsTx, inside a caller's
+// transaction that holds the writer) it prepares on tx instead.
+func (db *DB) stmt(ctx context.Context, tx *sql.Tx, i int) (*sql.Stmt, error) {
+	db.jobs.mu.Lock()
+	st, ready := db.jobs.st[i], db.jobs.ready
+	db.jobs.mu.Unlock()
+	if ready {
+		return tx.StmtContext(ctx, st), nil
+	}
+	st, err := tx.PrepareContext(ctx, jobStmtSQL()[i])
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return st, nil
+}
+
+// Job times are stored as unix microseconds.
+func us(t time.Time) int64 { return t.UnixMicro() }
+
+func fromUS(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+const jobCols = `id, kind, queue, payload, state, attempt, max_attempts, run_at, lease_until,
+	last_error, progress, dedupe_key, created_at, finished_at`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanJob(r rowScanner) (*jobs.Job, error) {
+	var (
+		j                 jobs.Job
+		payload           string
+		state             string
+		runAt, createdAt  int64
+		lease, finishedAt sql.NullInt64
+		dedupe            sql.NullString
+	)
+	if err := r.Scan(&j.ID, &j.Kind, &j.Queue, &payload, &state, &j.Attempt, &j.MaxAttempts, &runAt, &lease,
+		&j.LastError, &j.Progress, &dedupe, &createdAt, &finishedAt); err != nil {
+		return nil, err
+	}
+	j.Payload = []byte(payload)
+	j.State = jobs.State(state)
+	j.RunAt = fromUS(runAt)
+	j.CreatedAt = fromUS(createdAt)
+	j.DedupeKey = dedupe.String
+	if lease.Valid {
+		t := fromUS(lease.Int64)
+		j.LeaseUntil = &t
+	}
+	if finishedAt.Valid {
+		t := fromUS(finishedAt.Int64)
+		j.FinishedAt = &t
+	}
+	return &j, nil
+}
+
+func scanJobs(rows *sql.Rows) ([]*jobs.Job, error) {
+	defer rows.Close()
+	var out []*jobs.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// InsertJobs inserts a batch in one transaction on the writer connection.
+// SQLite has no cross-process notification; the engine wakes its own
+// fetchers after the commit.
+func (db *DB) InsertJobs(ctx context.Context, now time.Time, batch []store.JobInsert) ([]jobs.EnqueueResult, error) {
+	if err := db.prepareJobStmts(ctx); err != nil {
+		return nil, fmt.Errorf("insert %d jobs: %w", len(batch), err)
+	}
+	var res []jobs.EnqueueResult
+	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = db.insertJobs(ctx, tx, now, batch)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("insert %d jobs: %w", len(batch), err)
+	}
+	return res, nil
+}
+
+// InsertJobsTx inserts a batch inside the caller's *sql.Tx, which must have
+// been begun on this store's writer (WriteTx).
+func (db *DB) InsertJobsTx(ctx context.Context, tx store.Tx, now time.Time, batch []store.JobInsert) ([]jobs.EnqueueResult, error) {
+	t, ok := tx.(*sql.Tx)
+	if !ok {
+		return nil, fmt.Errorf("insert jobs: sqlite needs a *sql.Tx, got %T", tx)
+	}
+	// No prepareJobStmts here: the caller's transaction holds the writer.
+	res, err := db.insertJobs(ctx, t, now, batch)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d jobs: %w", len(batch), err)
+	}
+	return res, nil
+}
+
+// insertJobs writes a whole batch with a fixed number of statements,
+// whatever its size: the rows travel as one JSON array read by json_each
+// (cheaper than a statement per row through database/sql). Ids are assigned
+// here from sqlite_sequence, which the single writer makes safe, so every
+// input knows its id without relying on RETURNING order.
+func (db *DB) insertJobs(ctx context.Context, tx *sql.Tx, now time.Time, batch []store.JobInsert) ([]jobs.EnqueueResult, error) {
+	res := make([]jobs.EnqueueResult, len(batch))
+	known := map[string]int64{} // dedupe key → job id
+	var keys []byte
+	for _, j := range batch {
+		if j.DedupeKey != "" {
+			keys = appendJSONSep(keys)
+			keys = appendJSONString(keys, j.DedupeKey)
+		}
+	}
+	if keys != nil {
+		keys = append(keys, ']')
+		st, err := db.stmt(ctx, tx, stmtFindKeys)
+		if err != nil {
+			return nil, fmt.Errorf("dedupe keys: %w", err)
+		}
+		rows, err := st.QueryContext(ctx, keys)
+		if err != nil {
+			return nil, fmt.Errorf("dedupe keys: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			var id int64
+			if err := rows.Scan(&k, &id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("dedupe keys: %w", err)
+			}
+			known[k] = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("dedupe keys: %w", err)
+		}
+	}
+	var seq int64
+	st, err := db.stmt(ctx, tx, stmtSeq)
+	if err != nil {
+		return nil, fmt.Errorf("job ids: %w", err)
+	}
+	err = st.QueryRowContext(ctx).Scan(&seq)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("job ids: %w", err)
+	}
+	nowUS := us(now)
+	var rowsJSON, keysJSON []byte
+	for i, j := range batch {
+		if j.DedupeKey != "" {
+			if id, ok := known[j.DedupeKey]; ok {
+				res[i] = jobs.EnqueueResult{ID: id, Duplicate: true}
+				continue
+			}
+		}
+		seq++
+		res[i] = jobs.EnqueueResult{ID: seq}
+		state := jobs.StateAvailable
+		runAt := j.RunAt
+		if runAt.IsZero() || !runAt.After(now) {
+			runAt = now
+		} else {
+			state = jobs.StateScheduled
+		}
+		b := appendJSONSep(rowsJSON)
+		b = append(b, '[')
+		b = strconv.AppendInt(b, seq, 10)
+		b = append(b, ',')
+		b = appendJSONString(b, j.Kind)
+		b = append(b, ',')
+		b = appendJSONString(b, j.Queue)
+		b = append(b, ',')
+		b = appendJSONString(b, string(j.Payload))
+		b = append(b, ',')
+		b = appendJSONString(b, string(state))
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(j.MaxAttempts), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, us(runAt), 10)
+		b = append(b, ',')
+		if j.DedupeKey == "" {
+			b = append(b, "null"...)
+		} else {
+			b = appendJSONString(b, j.DedupeKey)
+			known[j.DedupeKey] = seq
+			keysJSON = appendJSONSep(keysJSON)
+			keysJSON = append(keysJSON, '[')
+			keysJSON = appendJSONString(keysJSON, j.DedupeKey)
+			keysJSON = append(keysJSON, ',')
+			keysJSON = strconv.AppendInt(keysJSON, seq, 10)
+			keysJSON = append(keysJSON, ']')
+		}
+		rowsJSON = append(b, ']')
+	}
+	if rowsJSON == nil {
+		return res, nil
+	}
+	rowsJSON = append(rowsJSON, ']')
+	if st, err = db.stmt(ctx, tx, stmtInsertJobs); err != nil {
+		return nil, fmt.Errorf("insert: %w", err)
+	}
+	if _, err := st.ExecContext(ctx, nowUS, rowsJSON); err != nil {
+		return nil, fmt.Errorf("insert: %w", err)
+	}
+	if keysJSON != nil {
+		keysJSON = append(keysJSON, ']')
+		if st, err = db.stmt(ctx, tx, stmtInsertKeys); err != nil {
+			return nil, fmt.Errorf("dedupe keys: %w", err)
+		}
+		if _, err := st.ExecContext(ctx, nowUS, keysJSON); err != nil {
+			return nil, fmt.Errorf("dedupe keys: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// appendJSONSep opens an array or separates its elements.
+func appendJSONSep(b []byte) []byte {
+	if b == nil {
+		return append(make([]byte, 0, 4096), '[')
+	}
+	return append(b, ',')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// ClaimJobs claims due jobs: lapsed leases first (crash recovery), then
+// jobs in run_at order. The single writer makes this race-free.
+func (db *DB) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*jobs.Job, error) {
+	if p.Limit <= 0 || len(p.Kinds) == 0 {
+		return nil, nil
+	}
+	var kinds []byte
+	for _, k := range p.Kinds {
+		kinds = appendJSONSep(kinds)
+		kinds = appendJSONString(kinds, k)
+	}
+	kinds = append(kinds, ']')
+	now, lease := us(p.Now), us(p.Now.Add(p.Lease))
+	var out []*jobs.Job
+	err := db.relaxedTx(ctx, func(tx *sql.Tx) error {
+		claim := func(i, limit int) error {
+			st, err := db.stmt(ctx, tx, i)
+			if err != nil {
+				return err
+			}
+			rows, err := st.QueryContext(ctx, lease, p.Queue, now, kinds, limit)
+			if err != nil {
+				return err
+			}
+			js, err := scanJobs(rows)
+			out = append(out, js...)
+			return err
+		}
+		if !p.SkipLapsed {
+			if err := claim(stmtClaimLapsed, p.Limit); err != nil {
+				return err
+			}
+		}
+		if n := p.Limit - len(out); n > 0 {
+			return claim(stmtClaimDue, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs of queue %s: %w", p.Queue, err)
+	}
+	sort.Slice(out, func(i, k int) bool {
+		if !out[i].RunAt.Equal(out[k].RunAt) {
+			return out[i].RunAt.Before(out[k].RunAt)
+		}
+		return out[i].ID < out[k].ID
+	})
+	return out, nil
+}
+
+// ExtendLeases renews the leases of running jobs.
+func (db *DB) ExtendLeases(ctx context.Context, until time.Time, refs []store.JobRef) ([]store.LeaseStatus, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	var out []store.LeaseStatus
+	err := db.relaxedTx(ctx, func(tx *sql.Tx) error {
+		st, err := db.stmt(ctx, tx, stmtExtend)
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			var c bool
+			err := st.QueryRowContext(ctx, us(until), r.ID, r.Attempt).Scan(&c)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, store.LeaseStatus{ID: r.ID, CancelRequested: c})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("extend %d leases: %w", len(refs), err)
+	}
+	return out, nil
+}
+
+// finishSQL ends runs, all of a batch in one statement: the outcomes
+// travel as a JSON array of [id, attempt, state, run_at, error, at]. A
+// failed or retrying outcome of a job whose cancel was requested becomes
+// cancelled; an empty error keeps last_error.
+const finishSQL = `UPDATE backlot_jobs SET
+	state = CASE WHEN cancel_requested AND f.state <> 'completed' THEN 'cancelled' ELSE f.state END,
+	run_at = CASE WHEN f.state = 'retrying' AND NOT cancel_requested THEN f.run_at ELSE backlot_jobs.run_at END,
+	last_error = CASE WHEN f.err = '' THEN last_error ELSE f.err END,
+	lease_until = NULL,
+	finished_at = CASE WHEN f.state = 'retrying' AND NOT cancel_requested THEN NULL ELSE f.at END
+	FROM (SELECT value->>0 AS id, value->>1 AS attempt, value->>2 AS state, value->>3 AS run_at,
+		value->>4 AS err, value->>5 AS at FROM json_each(?)) AS f
+	WHERE backlot_jobs.id = f.id AND backlot_jobs.attempt = f.attempt AND backlot_jobs.state = 'running'`
+
+func finishesJSON(fs []store.JobFinish) []byte {
+	var b []byte
+	for _, f := range fs {
+		b = appendJSONSep(b)
+		b = append(b, '[')
+		b = strconv.AppendInt(b, f.ID, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(f.Attempt), 10)
+		b = append(b, ',')
+		b = appendJSONString(b, string(f.State))
+		b = append(b, ',')
+		b = strconv.AppendInt(b, us(f.RunAt), 10)
+		b = append(b, ',')
+		b = appendJSONString(b, f.Error)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, us(f.At), 10)
+		b = append(b, ']')
+	}
+	return append(b, ']')
+}
+
+// UpdateJobs writes logs, progress and outcomes in one transaction.
+func (db *DB) UpdateJobs(ctx context.Context, u store.JobUpdates) error {
+	if len(u.Logs)+len(u.Progress)+len(u.Finishes) == 0 {
+		return nil
+	}
+	err := db.relaxedTx(ctx, func(tx *sql.Tx) error {
+		if len(u.Logs) > 0 {
+			st, err := db.stmt(ctx, tx, stmtLog)
+			if err != nil {
+				return err
+			}
+			for _, l := range u.Logs {
+				if _, err := st.ExecContext(ctx, l.JobID, us(l.At), l.Line); err != nil {
+					return err
+				}
+			}
+		}
+		if len(u.Progress) > 0 {
+			st, err := db.stmt(ctx, tx, stmtProgress)
+			if err != nil {
+				return err
+			}
+			for _, p := range u.Progress {
+				if _, err := st.ExecContext(ctx, p.Percent, p.JobID); err != nil {
+					return err
+				}
+			}
+		}
+		if len(u.Finishes) > 0 {
+			st, err := db.stmt(ctx, tx, stmtFinish)
+			if err != nil {
+				return err
+			}
+			if _, err := st.ExecContext(ctx, finishesJSON(u.Finishes)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("update jobs: %w", err)
+	}
+	return nil
+}
+
+// ReleaseJobs hands running jobs back without counting the attempt.
+func (db *DB) ReleaseJobs(ctx context.Context, now time.Time, refs []store.JobRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	err := db.relaxedTx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `UPDATE backlot_jobs
+			SET state = 'available', attempt = attempt - 1, lease_until = NULL, run_at = ?
+			WHERE id = ? AND attempt = ? AND state = 'running'`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, r := range refs {
+			if _, err := st.ExecContext(ctx, us(now), r.ID, r.Attempt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release %d jobs: %w", len(refs), err)
+	}
+	return nil
+}
+
+// GetJob reads one job.
+func (db *DB) GetJob(ctx context.Context, id int64) (*jobs.Job, error) {
+	j, err := scanJob(db.r.QueryRowContext(ctx, `SELECT `+jobCols+` FROM backlot_jobs WHERE id = ?`, id))
+	if err != nil {
+		return nil, fmt.Errorf("get job %d: %w", id, notFound(err))
+	}
+	return j, nil
+}
+
+// ListJobs lists jobs newest first.
+func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]*jobs.Job, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.State != "" {
+		where, args = append(where, "state = ?"), append(args, string(f.State))
+	}
+	if f.Kind != "" {
+		where, args = append(where, "kind = ?"), append(args, f.Kind)
+	}
+	if f.Queue != "" {
+		where, args = append(where, "queue = ?"), append(args, f.Queue)
+	}
+	if f.BeforeID > 0 {
+		where, args = append(where, "id < ?"), append(args, f.BeforeID)
+	}
+	q := `SELECT ` + jobCols + ` FROM backlot_jobs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+	rows, err := db.r.QueryContext(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	js, err := scanJobs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return js, nil
+}
+
+// JobLogs reads a job's log.
+func (db *DB) JobLogs(ctx context.Context, id int64) ([]store.JobLogLine, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT at, line FROM backlot_job_logs WHERE job_id = ? ORDER BY rowid`, id)
+	if err != nil {
+		return nil, fmt.Errorf("logs of job %d: %w", id, err)
+	}
+	defer rows.Close()
+	var out []store.JobLogLine
+	for rows.Next() {
+		l := store.JobLogLine{JobID: id}
+		var at int64
+		if err := rows.Scan(&at, &l.Line); err != nil {
+			return nil, fmt.Errorf("logs of job %d: %w", id, err)
+		}
+		l.At = fromUS(at)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("logs of job %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// RetryJob makes a job available again now.
+func (db *DB) RetryJob(ctx context.Context, id int64, now time.Time) (*jobs.Job, error) {
+	return db.transition(ctx, "retry", id, `UPDATE backlot_jobs SET state = 'available', run_at = ?1,
+		finished_at = NULL, lease_until = NULL, cancel_requested = 0,
+		max_attempts = CASE WHEN attempt >= max_attempts THEN attempt + 1 ELSE max_attempts END
+		WHERE id = ?2 AND state IN ('failed', 'cancelled', 'retrying', 'scheduled') RETURNING `+jobCols, now, "")
+}
+
+// CancelJob cancels a waiting job, or asks a running one to stop.
+func (db *DB) CancelJob(ctx context.Context, id int64, now time.Time) (*jobs.Job, error) {
+	return db.transition(ctx, "cancel", id, `UPDATE backlot_jobs SET
+		state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+		cancel_requested = CASE WHEN state = 'running' THEN 1 ELSE cancel_requested END,
+		finished_at = CASE WHEN state = 'running' THEN finished_at ELSE ?1 END
+		WHERE id = ?2 AND state IN ('scheduled', 'available', 'retrying', 'running') RETURNING `+jobCols, now, jobs.StateCancelled)
+}
+
+// transition runs a one-row state change; when it matches nothing the job
+// is absent (ErrNotFound), already in okState (returned as is), or in a
+// state the change does not apply to (ErrJobState).
+func (db *DB) transition(ctx context.Context, op string, id int64, q string, now time.Time, okState jobs.State) (*jobs.Job, error) {
+	var j *jobs.Job
+	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		j, err = scanJob(tx.QueryRowContext(ctx, q, us(now), id))
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		j, err = scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM backlot_jobs WHERE id = ?`, id))
+		if err != nil {
+			return err
+		}
+		if okState != "" && j.State == okState {
+			return nil
+		}
+		return fmt.Errorf("job is %s: %w", j.State, store.ErrJobState)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s job %d: %w", op, id, err)
+	}
+	return j, nil
+}
+
+// DeleteJobs deletes finished jobs and their logs.
+func (db *DB) DeleteJobs(ctx context.Context, p store.DeleteJobsParams) (int64, error) {
+	switch p.State {
+	case jobs.StateCompleted, jobs.StateFailed, jobs.StateCancelled:
+	default:
+		return 0, fmt.Errorf("delete %s jobs: only finished jobs can be deleted: %w", p.State, store.ErrJobState)
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	sel := `SELECT id FROM backlot_jobs WHERE state = ? AND finished_at < ? ORDER BY finished_at, id LIMIT ?`
+	args := []any{string(p.State), us(p.FinishedBefore), limit}
+	var n int64
+	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM backlot_job_logs WHERE job_id IN (`+sel+`)`, args...); err != nil {
+			return err
+		}
+		r, err := tx.ExecContext(ctx, `DELETE FROM backlot_jobs WHERE id IN (`+sel+`)`, args...)
+		if err != nil {
+			return err
+		}
+		n, err = r.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete %s jobs: %w", p.State, err)
+	}
+	return n, nil
+}
+
+// FailLostJobs fails running jobs whose lease lapsed on their last attempt.
+func (db *DB) FailLostJobs(ctx context.Context, now time.Time) (int64, error) {
+	r, err := db.w.ExecContext(ctx, `UPDATE backlot_jobs SET state = 'failed', finished_at = ?1, lease_until = NULL,
+		last_error = 'lease expired on the last attempt (worker lost)'
+		WHERE state = 'running' AND lease_until < ?1 AND attempt >= max_attempts`, us(now))
+	if err != nil {
+		return 0, fmt.Errorf("fail lost jobs: %w", err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("fail lost jobs: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteDedupeKeys forgets old dedupe keys.
+func (db *DB) DeleteDedupeKeys(ctx context.Context, before time.Time) (int64, error) {
+	r, err := db.w.ExecContext(ctx, `DELETE FROM backlot_job_dedupe WHERE created_at < ?`, us(before))
+	if err != nil {
+		return 0, fmt.Errorf("delete dedupe keys: %w", err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete dedupe keys: %w", err)
+	}
+	return n, nil
+}
+
+// CountJobs counts unfinished jobs by queue and state. Two queries, each
+// matching a partial index, so finished jobs are never scanned.
+func (db *DB) CountJobs(ctx context.Context) ([]store.JobCount, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT queue, state, count(*) FROM backlot_jobs
+		WHERE state IN ('available', 'scheduled', 'retrying') GROUP BY queue, state
+		UNION ALL
+		SELECT queue, state, count(*) FROM backlot_jobs WHERE state = 'running' GROUP BY queue, state
+		ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.JobCount
+	for rows.Next() {
+		var c store.JobCount
+		var state string
+		if err := rows.Scan(&c.Queue, &state, &c.Count); err != nil {
+			return nil, fmt.Errorf("count jobs: %w", err)
+		}
+		c.State = jobs.State(state)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	return out, nil
+}
+
+// ListenJobs waits for ctx: SQLite has no cross-process notification (the
+// engine wakes its fetchers in-process and polls for the rest).
+func (db *DB) ListenJobs(ctx context.Context, fn func(queue string)) error {
+	<-ctx.Done()
+	return nil
+}
+
+// TryLead always succeeds: one process owns a SQLite file.
+func (db *DB) TryLead(ctx context.Context, name string) (store.Leadership, bool, error) {
+	return soleLeader{}, true, nil
+}
+
+type soleLeader struct{}
+
+func (soleLeader) Lost() <-chan struct{} { return nil } // never closes
+func (soleLeader) Release() error        { return nil }

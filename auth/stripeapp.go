@@ -2,20 +2,16 @@ package auth
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/stripesig"
 )
 
 // Stripe App signature defaults.
@@ -143,70 +139,13 @@ func (a *StripeApp) verify(header, user, acct string) error {
 	if !stripeID(user) || !stripeID(acct) {
 		return &Failure{Reason: "malformed user or account id"}
 	}
-	ts, sigs, err := parseStripeSignature(header)
-	if err != nil {
-		return err
-	}
-	now := a.now()
-	t := time.Unix(ts, 0)
-	if now.Sub(t) > a.tolerance {
-		return &Failure{Reason: "signature timestamp too old"}
-	}
-	if t.Sub(now) > a.tolerance {
-		return &Failure{Reason: "signature timestamp in the future"}
-	}
-	signed := strconv.FormatInt(ts, 10) + "." + StripeAppPayload(user, acct)
-	var mac [sha256.Size]byte
-	matched := false
-	for _, secret := range a.secrets {
-		h := hmac.New(sha256.New, secret)
-		h.Write([]byte(signed))
-		h.Sum(mac[:0])
-		for _, s := range sigs {
-			if hmac.Equal(mac[:], s) {
-				matched = true
-			}
-		}
-	}
-	if !matched {
+	err := stripesig.Verify(header, []byte(StripeAppPayload(user, acct)), a.secrets, a.now(), a.tolerance)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, stripesig.ErrMismatch):
 		return &Failure{Reason: "bad signature"}
+	default:
+		return &Failure{Reason: err.Error(), Err: err}
 	}
-	return nil
-}
-
-// parseStripeSignature parses `t=<unix>,v1=<hex>[,v1=<hex>…]`. Other
-// schemes (v0) are ignored; an empty or non-hex v1 makes the header
-// malformed, as does a missing or repeated t.
-func parseStripeSignature(h string) (ts int64, sigs [][]byte, err error) {
-	haveT := false
-	for part := range strings.SplitSeq(h, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return 0, nil, &Failure{Reason: "malformed Stripe-Signature header"}
-		}
-		switch k {
-		case "t":
-			if haveT {
-				return 0, nil, &Failure{Reason: "malformed Stripe-Signature header: repeated t"}
-			}
-			n, perr := strconv.ParseInt(v, 10, 64)
-			if perr != nil || n <= 0 {
-				return 0, nil, &Failure{Reason: "malformed Stripe-Signature header: bad timestamp"}
-			}
-			ts, haveT = n, true
-		case "v1":
-			b, derr := hex.DecodeString(v)
-			if derr != nil || len(b) != sha256.Size {
-				return 0, nil, &Failure{Reason: "malformed Stripe-Signature header: bad v1 signature"}
-			}
-			sigs = append(sigs, b)
-		}
-	}
-	if !haveT {
-		return 0, nil, &Failure{Reason: "malformed Stripe-Signature header: no timestamp"}
-	}
-	if len(sigs) == 0 {
-		return 0, nil, &Failure{Reason: "Stripe-Signature has no v1 signature"}
-	}
-	return ts, sigs, nil
 }

@@ -2,9 +2,9 @@ package webhook
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/stripesig"
 )
 
 // DefaultTolerance is how far a signed timestamp may be from now, either
@@ -75,8 +76,7 @@ func newVerifier(v config.Verify, allowIPs int) (verifier, error) {
 	case config.SchemeStripe:
 		sv := &stripeVerifier{tolerance: tol}
 		for _, s := range v.Secrets {
-			// Stripe uses the whole secret string ("whsec_…") as the key.
-			sv.macs = append(sv.macs, newKeyedMAC(sha256.New, []byte(s)))
+			sv.secrets = append(sv.secrets, []byte(s))
 		}
 		return sv, nil
 	case config.SchemeGitHub:
@@ -183,70 +183,29 @@ func (v *standardVerifier) verify(h http.Header, body []byte, now time.Time, sc 
 	return outInvalid, "no webhook-signature matches"
 }
 
-// stripeVerifier implements Stripe's webhook signatures:
-// Stripe-Signature: t=<unix>,v1=<hex>[,v1=…], HMAC-SHA256 over "t." + body.
+// stripeVerifier implements Stripe's webhook signatures (package
+// stripesig, shared with the stripe_app authenticator) over the raw body.
+// Stripe uses the whole secret string ("whsec_…") as the key.
 type stripeVerifier struct {
-	macs      []*keyedMAC
+	secrets   [][]byte
 	tolerance time.Duration
 }
 
-func (v *stripeVerifier) verify(h http.Header, body []byte, now time.Time, sc *scratch) (outcome, string) {
+func (v *stripeVerifier) verify(h http.Header, body []byte, now time.Time, _ *scratch) (outcome, string) {
 	hv := header(h, hdrStripeSignature)
 	if hv == "" {
 		return outMissing, "Stripe-Signature header is required"
 	}
-	tsRaw, hasV1 := "", false
-	for rest := hv; rest != ""; {
-		var item string
-		if i := strings.IndexByte(rest, ','); i >= 0 {
-			item, rest = rest[:i], rest[i+1:]
-		} else {
-			item, rest = rest, ""
-		}
-		k, val, _ := strings.Cut(strings.TrimSpace(item), "=")
-		switch k {
-		case "t":
-			tsRaw = val
-		case "v1":
-			hasV1 = true
-		}
-	}
-	if tsRaw == "" || !hasV1 {
-		return outInvalid, "Stripe-Signature needs t= and at least one v1="
-	}
-	ts, err := strconv.ParseInt(tsRaw, 10, 64)
-	if err != nil {
-		return outInvalid, "Stripe-Signature t= is not a Unix timestamp"
-	}
-	if !within(ts, now, v.tolerance) {
+	switch err := stripesig.Verify(hv, body, v.secrets, now, v.tolerance); {
+	case err == nil:
+		return outOK, ""
+	case errors.Is(err, stripesig.ErrTooOld), errors.Is(err, stripesig.ErrInFuture):
 		return outStale, "Stripe-Signature timestamp is outside the tolerance"
+	case errors.Is(err, stripesig.ErrMismatch):
+		return outInvalid, "no Stripe-Signature v1 matches"
+	default:
+		return outInvalid, err.Error()
 	}
-	p := append(sc.prefix[:0], tsRaw...)
-	p = append(p, '.')
-	sc.prefix = p
-	for _, m := range v.macs {
-		mac := m.sum(sc.mac[:0], p, body)
-		for rest := hv; rest != ""; {
-			var item string
-			if i := strings.IndexByte(rest, ','); i >= 0 {
-				item, rest = rest[:i], rest[i+1:]
-			} else {
-				item, rest = rest, ""
-			}
-			sig, ok := strings.CutPrefix(strings.TrimSpace(item), "v1=")
-			if !ok || hex.DecodedLen(len(sig)) != len(mac) {
-				continue
-			}
-			n, err := hex.Decode(sc.sig[:], sc.bytes(sig))
-			if err != nil {
-				continue
-			}
-			if hmac.Equal(sc.sig[:n], mac) {
-				return outOK, ""
-			}
-		}
-	}
-	return outInvalid, "no Stripe-Signature v1 matches"
 }
 
 // hmacVerifier checks one header carrying an encoded HMAC of the raw body;

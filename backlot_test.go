@@ -1,0 +1,135 @@
+package backlot_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/backlothq/backlot"
+	"github.com/backlothq/backlot/auth"
+	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/jobs"
+)
+
+// TestFrameworkAPI uses backlot as a Go user would: a config built in
+// code, a route behind an authenticator that enqueues a job from the
+// handler, a worker that receives it, and a graceful stop.
+func TestFrameworkAPI(t *testing.T) {
+	t.Parallel()
+	const key = "ops-key-0123456789"
+	sum := sha256.Sum256([]byte(key))
+	cfg := &config.Config{
+		Server: config.Server{Listen: "127.0.0.1:0"},
+		Store:  config.Store{URL: "sqlite://" + filepath.Join(t.TempDir(), "app.db")},
+		Authenticators: map[string]config.Authenticator{
+			"ops": {Type: config.AuthAPIKey, APIKeys: []config.APIKey{{ID: "batch", SHA256: hex.EncodeToString(sum[:])}}},
+		},
+	}
+	app, err := backlot.New(backlot.WithConfig(cfg), backlot.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type work struct {
+		By   string `json:"by"`
+		Item int    `json:"item"`
+	}
+	done := make(chan work, 1)
+	app.Worker("items.close", func(ctx context.Context, job *jobs.Job) error {
+		var w work
+		if err := json.Unmarshal(job.Payload, &w); err != nil {
+			return err
+		}
+		jobs.Logf(ctx, "closing item %d", w.Item)
+		done <- w
+		return nil
+	})
+	app.Handle("POST /api/items/{id}/close", []string{"ops"}, func(w http.ResponseWriter, r *http.Request) {
+		p, _ := auth.FromContext(r.Context())
+		payload := fmt.Sprintf(`{"by":%q,"item":%s}`, p.Subject, r.PathValue("id"))
+		res, err := app.Jobs().Enqueue(r.Context(), "items.close", []byte(payload), nil)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"job_id":"%d"}`, res.ID)
+	})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- app.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	post := func(bearer string) (int, string) {
+		req, _ := http.NewRequest("POST", base+"/api/items/42/close", nil)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post(""); code != 401 || !strings.Contains(body, `"error":"missing_credentials"`) {
+		t.Fatalf("no key: %d %s", code, body)
+	}
+	if code, body := post("wrong-key"); code != 401 || !strings.Contains(body, `"error":"invalid_token"`) {
+		t.Fatalf("wrong key: %d %s", code, body)
+	}
+	if code, body := post(key); code != 202 || !strings.Contains(body, "job_id") {
+		t.Fatalf("with key: %d %s", code, body)
+	}
+	select {
+	case w := <-done:
+		if w.By != "batch" || w.Item != 42 {
+			t.Fatalf("worker got %+v", w)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("worker never ran")
+	}
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+}
+
+// TestNewRefusesBadConfig: a config built in code is validated by New.
+func TestNewRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{
+		Server: config.Server{Listen: "127.0.0.1:0"},
+		Store:  config.Store{URL: "sqlite://" + filepath.Join(t.TempDir(), "x.db")},
+		Authenticators: map[string]config.Authenticator{
+			"users": {Type: config.AuthHS256, Secret: "too-short"},
+		},
+	}
+	_, err := backlot.New(backlot.WithConfig(cfg))
+	var ce *config.Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "authenticators.users.secret") {
+		t.Fatalf("New accepted a short hs256 secret, or not as a config error: %v", err)
+	}
+}

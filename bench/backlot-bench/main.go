@@ -1,0 +1,41 @@
+// Command backlot-bench is backlot built as a framework user would build
+// it: the stock server plus a no-op worker for the end-to-end benchmark
+// (ingest → job → completed). bench/compare.sh runs it beside the peer.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/backlothq/backlot"
+	"github.com/backlothq/backlot/jobs"
+)
+
+func main() {
+	cfgPath := flag.String("config", "backlot.yaml", "configuration file")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) for profiling under load")
+	flag.Parse()
+	if *pprofAddr != "" {
+		go func() { fmt.Fprintln(os.Stderr, http.ListenAndServe(*pprofAddr, nil)) }()
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	app, err := backlot.New(backlot.WithConfigFile(*cfgPath), backlot.WithLogger(log))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "backlot-bench:", err)
+		os.Exit(1)
+	}
+	app.Worker("bench.noop", func(ctx context.Context, job *jobs.Job) error { return nil })
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "backlot-bench:", err)
+		os.Exit(1)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,22 +71,19 @@ func (db *DB) relaxedTx(ctx context.Context, fn func(*sql.Tx) error) (err error)
 // and bound to each transaction with Tx.StmtContext, which reuses the
 // connection's compiled statement.
 type jobStmts struct {
-	mu    sync.Mutex
-	ready bool
-	st    [numStmts]*sql.Stmt
+	mu     sync.Mutex
+	ready  bool
+	st     [numStmts]*sql.Stmt
+	chunks [numChunked][numSizes]*sql.Stmt // by chunked statement, size index
 }
 
 const (
 	stmtSeq = iota
-	stmtFindKeys
-	stmtInsertJobs
-	stmtInsertKeys
 	stmtClaimLapsed
 	stmtClaimDue
 	stmtExtend
 	stmtLog
 	stmtProgress
-	stmtFinish
 	numStmts
 )
 
@@ -95,32 +91,37 @@ const (
 func jobStmtSQL() [numStmts]string {
 	return [numStmts]string{
 		stmtSeq: `SELECT seq FROM sqlite_sequence WHERE name = 'backlot_jobs'`,
-		stmtFindKeys: `SELECT key, job_id FROM backlot_job_dedupe
-			WHERE key IN (SELECT value FROM json_each(?))`,
-		stmtInsertJobs: `INSERT INTO backlot_jobs
-			(id, kind, queue, payload, state, max_attempts, run_at, dedupe_key, created_at)
-			SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, ?
-			FROM json_each(?)`,
-		stmtInsertKeys: `INSERT INTO backlot_job_dedupe (key, job_id, created_at)
-			SELECT value->>0, value->>1, ? FROM json_each(?)`,
-		// Parameters of both claims: lease_until, queue, now, kinds (JSON), limit.
-		stmtClaimLapsed: `UPDATE backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
-			WHERE id IN (SELECT id FROM backlot_jobs WHERE queue = ?2
-				AND state = 'running' AND lease_until < ?3 AND attempt < max_attempts
-				AND kind IN (SELECT value FROM json_each(?4))
-				ORDER BY lease_until LIMIT ?5) RETURNING ` + jobCols,
-		stmtClaimDue: `UPDATE backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
-			WHERE id IN (SELECT id FROM backlot_jobs WHERE queue = ?2
-				AND state IN ('available', 'scheduled', 'retrying') AND run_at <= ?3
-				AND kind IN (SELECT value FROM json_each(?4))
-				ORDER BY run_at, id LIMIT ?5) RETURNING ` + jobCols,
+		// Claims of more kinds than maxKindsIn: the kinds travel as JSON.
+		stmtClaimLapsed: strings.Replace(claimLapsedSQL, claimKindsFilter, `SELECT value FROM json_each(?5)`, 1),
+		stmtClaimDue:    strings.Replace(claimDueSQL, claimKindsFilter, `SELECT value FROM json_each(?5)`, 1),
 		stmtExtend: `UPDATE backlot_jobs SET lease_until = ?
 			WHERE id = ? AND attempt = ? AND state = 'running' RETURNING cancel_requested`,
 		stmtLog:      `INSERT INTO backlot_job_logs (job_id, at, line) VALUES (?, ?, ?)`,
 		stmtProgress: `UPDATE backlot_jobs SET progress = ? WHERE id = ?`,
-		stmtFinish:   finishSQL,
 	}
 }
+
+// Both claims take lease_until, queue, now, limit, then the kinds, which
+// replace claimKindsFilter: ?5, ?6, … or one JSON array.
+//
+// The limit is written ?4+0 on purpose: SQLite plans a bare LIMIT ? with
+// the bound value and marks the statement for re-preparation whenever
+// that value changes, which the engine's limit (its free slots) does on
+// almost every claim. Re-parsing the claim cost three times its running.
+const (
+	claimKindsFilter = `KINDS`
+	claimKindsParam  = 5
+	claimLapsedSQL   = `UPDATE backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
+			WHERE id IN (SELECT id FROM backlot_jobs WHERE queue = ?2
+				AND state = 'running' AND lease_until < ?3 AND attempt < max_attempts
+				AND kind IN (KINDS)
+				ORDER BY lease_until LIMIT ?4+0) RETURNING ` + jobCols
+	claimDueSQL = `UPDATE backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
+			WHERE id IN (SELECT id FROM backlot_jobs WHERE queue = ?2
+				AND state IN ('available', 'scheduled', 'retrying') AND run_at <= ?3
+				AND kind IN (KINDS)
+				ORDER BY run_at, id LIMIT ?4+0) RETURNING ` + jobCols
+)
 
 // prepareJobStmts prepares the statements once. Call it before taking the
 // writer.
@@ -133,15 +134,42 @@ func (db *DB) prepareJobStmts(ctx context.Context) error {
 	for i, q := range jobStmtSQL() {
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
-			for _, p := range db.jobs.st[:i] {
-				p.Close()
-			}
+			db.closeJobStmts()
 			return fmt.Errorf("prepare: %w", err)
 		}
 		db.jobs.st[i] = st
 	}
+	for k := range db.jobs.chunks {
+		for i := range chunkSizes(k) {
+			st, err := db.w.PrepareContext(ctx, chunkSQL(k, 1<<i))
+			if err != nil {
+				db.closeJobStmts()
+				return fmt.Errorf("prepare: %w", err)
+			}
+			db.jobs.chunks[k][i] = st
+		}
+	}
 	db.jobs.ready = true
 	return nil
+}
+
+// closeJobStmts closes what a failed prepareJobStmts prepared. Called with
+// db.jobs.mu held.
+func (db *DB) closeJobStmts() {
+	for i, st := range db.jobs.st {
+		if st != nil {
+			st.Close()
+			db.jobs.st[i] = nil
+		}
+	}
+	for k := range db.jobs.chunks {
+		for i, st := range db.jobs.chunks[k] {
+			if st != nil {
+				st.Close()
+				db.jobs.chunks[k][i] = nil
+			}
+		}
+	}
 }
 
 // stmt binds prepared statement i to tx; the result is closed with tx.
@@ -247,43 +275,47 @@ func (db *DB) InsertJobsTx(ctx context.Context, tx store.Tx, now time.Time, batc
 	return res, nil
 }
 
-// insertJobs writes a whole batch with a fixed number of statements,
-// whatever its size: the rows travel as one JSON array read by json_each
-// (cheaper than a statement per row through database/sql). Ids are assigned
-// here from sqlite_sequence, which the single writer makes safe, so every
-// input knows its id without relying on RETURNING order.
+// insertJobs writes a whole batch with a few multi-row statements (see
+// execChunks). Ids are assigned here from sqlite_sequence, which the single
+// writer makes safe, so every input knows its id without relying on
+// RETURNING order.
 func (db *DB) insertJobs(ctx context.Context, tx *sql.Tx, now time.Time, batch []store.JobInsert) ([]jobs.EnqueueResult, error) {
 	res := make([]jobs.EnqueueResult, len(batch))
-	known := map[string]int64{} // dedupe key → job id
-	var keys []byte
+	var (
+		known map[string]int64 // dedupe key → job id
+		keys  []string         // distinct dedupe keys of the batch
+		args  []any
+	)
 	for _, j := range batch {
-		if j.DedupeKey != "" {
-			keys = appendJSONSep(keys)
-			keys = appendJSONString(keys, j.DedupeKey)
+		if j.DedupeKey == "" {
+			continue
+		}
+		if known == nil {
+			known = make(map[string]int64, len(batch))
+		}
+		if _, ok := known[j.DedupeKey]; !ok {
+			known[j.DedupeKey] = 0
+			keys = append(keys, j.DedupeKey)
 		}
 	}
-	if keys != nil {
-		keys = append(keys, ']')
-		st, err := db.stmt(ctx, tx, stmtFindKeys)
-		if err != nil {
-			return nil, fmt.Errorf("dedupe keys: %w", err)
-		}
-		rows, err := st.QueryContext(ctx, keys)
-		if err != nil {
-			return nil, fmt.Errorf("dedupe keys: %w", err)
-		}
-		for rows.Next() {
-			var k string
-			var id int64
-			if err := rows.Scan(&k, &id); err != nil {
-				rows.Close()
+	if len(keys) > 0 {
+		clear(known)
+		for start := 0; start < len(keys); start += maxChunk {
+			chunk := keys[start:min(len(keys), start+maxChunk)]
+			st, size, err := db.chunkStmt(ctx, tx, chunkFindKeys, len(chunk))
+			if err != nil {
 				return nil, fmt.Errorf("dedupe keys: %w", err)
 			}
-			known[k] = id
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("dedupe keys: %w", err)
+			args = args[:0]
+			for _, k := range chunk {
+				args = append(args, k)
+			}
+			for i := len(chunk); i < size; i++ {
+				args = append(args, nil)
+			}
+			if err := findKeys(ctx, st, args, known); err != nil {
+				return nil, fmt.Errorf("dedupe keys: %w", err)
+			}
 		}
 	}
 	var seq int64
@@ -295,8 +327,9 @@ func (db *DB) insertJobs(ctx context.Context, tx *sql.Tx, now time.Time, batch [
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("job ids: %w", err)
 	}
-	nowUS := us(now)
-	var rowsJSON, keysJSON []byte
+	// fresh lists the inputs to insert, in order; their ids follow seq.
+	fresh := make([]int, 0, len(batch))
+	keys = keys[:0]
 	for i, j := range batch {
 		if j.DedupeKey != "" {
 			if id, ok := known[j.DedupeKey]; ok {
@@ -306,6 +339,18 @@ func (db *DB) insertJobs(ctx context.Context, tx *sql.Tx, now time.Time, batch [
 		}
 		seq++
 		res[i] = jobs.EnqueueResult{ID: seq}
+		fresh = append(fresh, i)
+		if j.DedupeKey != "" {
+			known[j.DedupeKey] = seq
+			keys = append(keys, j.DedupeKey)
+		}
+	}
+	if len(fresh) == 0 {
+		return res, nil
+	}
+	head := []any{us(now)}
+	args, err = db.execChunks(ctx, tx, chunkInsertJobs, len(fresh), insertJobCols, head, args, func(args []any, i int) []any {
+		j := &batch[fresh[i]]
 		state := jobs.StateAvailable
 		runAt := j.RunAt
 		if runAt.IsZero() || !runAt.After(now) {
@@ -313,93 +358,43 @@ func (db *DB) insertJobs(ctx context.Context, tx *sql.Tx, now time.Time, batch [
 		} else {
 			state = jobs.StateScheduled
 		}
-		b := appendJSONSep(rowsJSON)
-		b = append(b, '[')
-		b = strconv.AppendInt(b, seq, 10)
-		b = append(b, ',')
-		b = appendJSONString(b, j.Kind)
-		b = append(b, ',')
-		b = appendJSONString(b, j.Queue)
-		b = append(b, ',')
-		b = appendJSONString(b, string(j.Payload))
-		b = append(b, ',')
-		b = appendJSONString(b, string(state))
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(j.MaxAttempts), 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, us(runAt), 10)
-		b = append(b, ',')
-		if j.DedupeKey == "" {
-			b = append(b, "null"...)
-		} else {
-			b = appendJSONString(b, j.DedupeKey)
-			known[j.DedupeKey] = seq
-			keysJSON = appendJSONSep(keysJSON)
-			keysJSON = append(keysJSON, '[')
-			keysJSON = appendJSONString(keysJSON, j.DedupeKey)
-			keysJSON = append(keysJSON, ',')
-			keysJSON = strconv.AppendInt(keysJSON, seq, 10)
-			keysJSON = append(keysJSON, ']')
+		var key any
+		if j.DedupeKey != "" {
+			key = j.DedupeKey
 		}
-		rowsJSON = append(b, ']')
-	}
-	if rowsJSON == nil {
-		return res, nil
-	}
-	rowsJSON = append(rowsJSON, ']')
-	if st, err = db.stmt(ctx, tx, stmtInsertJobs); err != nil {
+		return append(args, res[fresh[i]].ID, j.Kind, j.Queue, string(j.Payload), string(state),
+			int64(j.MaxAttempts), us(runAt), key)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("insert: %w", err)
 	}
-	if _, err := st.ExecContext(ctx, nowUS, rowsJSON); err != nil {
-		return nil, fmt.Errorf("insert: %w", err)
-	}
-	if keysJSON != nil {
-		keysJSON = append(keysJSON, ']')
-		if st, err = db.stmt(ctx, tx, stmtInsertKeys); err != nil {
-			return nil, fmt.Errorf("dedupe keys: %w", err)
-		}
-		if _, err := st.ExecContext(ctx, nowUS, keysJSON); err != nil {
+	if len(keys) > 0 {
+		_, err = db.execChunks(ctx, tx, chunkInsertKeys, len(keys), insertKeyCols, head, args, func(args []any, i int) []any {
+			return append(args, keys[i], known[keys[i]])
+		})
+		if err != nil {
 			return nil, fmt.Errorf("dedupe keys: %w", err)
 		}
 	}
 	return res, nil
 }
 
-// appendJSONSep opens an array or separates its elements.
-func appendJSONSep(b []byte) []byte {
-	if b == nil {
-		return append(make([]byte, 0, 4096), '[')
+// findKeys adds the known ones of the keys in args to known.
+func findKeys(ctx context.Context, st *sql.Stmt, args []any, known map[string]int64) error {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return err
 	}
-	return append(b, ',')
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var id int64
+		if err := rows.Scan(&k, &id); err != nil {
+			return err
 		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
+		known[k] = id
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return rows.Err()
 }
 
 // ClaimJobs claims due jobs: lapsed leases first (crash recovery), then
@@ -408,21 +403,50 @@ func (db *DB) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*jobs.Job, 
 	if p.Limit <= 0 || len(p.Kinds) == 0 {
 		return nil, nil
 	}
-	var kinds []byte
-	for _, k := range p.Kinds {
-		kinds = appendJSONSep(kinds)
-		kinds = appendJSONString(kinds, k)
-	}
-	kinds = append(kinds, ']')
 	now, lease := us(p.Now), us(p.Now.Add(p.Lease))
+	// Parameters: lease_until, queue, now, limit, then the kinds as
+	// parameters padded with NULL (matches no kind) or, beyond maxKindsIn,
+	// as one JSON array.
+	args := make([]any, claimKindsParam-1, claimKindsParam-1+1<<sizeIndex(len(p.Kinds)))
+	args[0], args[1], args[2] = lease, p.Queue, now
+	inline := len(p.Kinds) <= maxKindsIn
+	if inline {
+		for _, k := range p.Kinds {
+			args = append(args, k)
+		}
+		for i := len(p.Kinds); i < 1<<sizeIndex(len(p.Kinds)); i++ {
+			args = append(args, nil)
+		}
+	} else {
+		var kinds []byte
+		for _, k := range p.Kinds {
+			kinds = appendJSONSep(kinds)
+			kinds = appendJSONString(kinds, k)
+		}
+		args = append(args, string(append(kinds, ']')))
+	}
 	var out []*jobs.Job
 	err := db.relaxedTx(ctx, func(tx *sql.Tx) error {
-		claim := func(i, limit int) error {
-			st, err := db.stmt(ctx, tx, i)
+		claim := func(lapsed bool, limit int) error {
+			var (
+				st  *sql.Stmt
+				err error
+			)
+			switch {
+			case inline && lapsed:
+				st, _, err = db.chunkStmt(ctx, tx, chunkClaimLapsed, len(p.Kinds))
+			case inline:
+				st, _, err = db.chunkStmt(ctx, tx, chunkClaimDue, len(p.Kinds))
+			case lapsed:
+				st, err = db.stmt(ctx, tx, stmtClaimLapsed)
+			default:
+				st, err = db.stmt(ctx, tx, stmtClaimDue)
+			}
 			if err != nil {
 				return err
 			}
-			rows, err := st.QueryContext(ctx, lease, p.Queue, now, kinds, limit)
+			args[3] = int64(limit)
+			rows, err := st.QueryContext(ctx, args...)
 			if err != nil {
 				return err
 			}
@@ -431,12 +455,12 @@ func (db *DB) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*jobs.Job, 
 			return err
 		}
 		if !p.SkipLapsed {
-			if err := claim(stmtClaimLapsed, p.Limit); err != nil {
+			if err := claim(true, p.Limit); err != nil {
 				return err
 			}
 		}
 		if n := p.Limit - len(out); n > 0 {
-			return claim(stmtClaimDue, n)
+			return claim(false, n)
 		}
 		return nil
 	})
@@ -482,40 +506,18 @@ func (db *DB) ExtendLeases(ctx context.Context, until time.Time, refs []store.Jo
 	return out, nil
 }
 
-// finishSQL ends runs, all of a batch in one statement: the outcomes
-// travel as a JSON array of [id, attempt, state, run_at, error, at]. A
-// failed or retrying outcome of a job whose cancel was requested becomes
-// cancelled; an empty error keeps last_error.
-const finishSQL = `UPDATE backlot_jobs SET
+// finishUpdate ends runs, all of a chunk in one statement: the outcomes
+// are the rows of f (id, attempt, state, run_at, err, at). A failed or
+// retrying outcome of a job whose cancel was requested becomes cancelled;
+// an empty error keeps last_error.
+const finishUpdate = `UPDATE backlot_jobs SET
 	state = CASE WHEN cancel_requested AND f.state <> 'completed' THEN 'cancelled' ELSE f.state END,
 	run_at = CASE WHEN f.state = 'retrying' AND NOT cancel_requested THEN f.run_at ELSE backlot_jobs.run_at END,
 	last_error = CASE WHEN f.err = '' THEN last_error ELSE f.err END,
 	lease_until = NULL,
 	finished_at = CASE WHEN f.state = 'retrying' AND NOT cancel_requested THEN NULL ELSE f.at END
-	FROM (SELECT value->>0 AS id, value->>1 AS attempt, value->>2 AS state, value->>3 AS run_at,
-		value->>4 AS err, value->>5 AS at FROM json_each(?)) AS f
+	FROM f
 	WHERE backlot_jobs.id = f.id AND backlot_jobs.attempt = f.attempt AND backlot_jobs.state = 'running'`
-
-func finishesJSON(fs []store.JobFinish) []byte {
-	var b []byte
-	for _, f := range fs {
-		b = appendJSONSep(b)
-		b = append(b, '[')
-		b = strconv.AppendInt(b, f.ID, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(f.Attempt), 10)
-		b = append(b, ',')
-		b = appendJSONString(b, string(f.State))
-		b = append(b, ',')
-		b = strconv.AppendInt(b, us(f.RunAt), 10)
-		b = append(b, ',')
-		b = appendJSONString(b, f.Error)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, us(f.At), 10)
-		b = append(b, ']')
-	}
-	return append(b, ']')
-}
 
 // UpdateJobs writes logs, progress and outcomes in one transaction.
 func (db *DB) UpdateJobs(ctx context.Context, u store.JobUpdates) error {
@@ -546,11 +548,11 @@ func (db *DB) UpdateJobs(ctx context.Context, u store.JobUpdates) error {
 			}
 		}
 		if len(u.Finishes) > 0 {
-			st, err := db.stmt(ctx, tx, stmtFinish)
+			_, err := db.execChunks(ctx, tx, chunkFinish, len(u.Finishes), finishCols, nil, nil, func(args []any, i int) []any {
+				f := &u.Finishes[i]
+				return append(args, f.ID, int64(f.Attempt), string(f.State), us(f.RunAt), f.Error, us(f.At))
+			})
 			if err != nil {
-				return err
-			}
-			if _, err := st.ExecContext(ctx, finishesJSON(u.Finishes)); err != nil {
 				return err
 			}
 		}
@@ -804,3 +806,40 @@ type soleLeader struct{}
 
 func (soleLeader) Lost() <-chan struct{} { return nil } // never closes
 func (soleLeader) Release() error        { return nil }
+
+// appendJSONSep opens an array or separates its elements.
+func appendJSONSep(b []byte) []byte {
+	if b == nil {
+		return append(make([]byte, 0, 256), '[')
+	}
+	return append(b, ',')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

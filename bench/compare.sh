@@ -24,10 +24,19 @@ chmod 755 "$work"
 pids=()
 pgdir=""
 
+# The peer's fixed ports. peer.sh stop does not always end the node
+# processes (it records the pid of setsid, which forks), so cleanup also
+# ends whatever holds these ports; and a run refuses to start over stale
+# peers, which would be measured instead of fresh ones.
+peer_ports="8081 8099 6390"
+stop_peers() {
+  "$shared/bench/peer.sh" stop >/dev/null 2>&1 || true
+  for port in $peer_ports; do fuser -k -n tcp "$port" >/dev/null 2>&1 || true; done
+}
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -n "$pgdir" ]; then pgctl stop >/dev/null 2>&1 || true; fi
-  "$shared/bench/peer.sh" stop >/dev/null 2>&1 || true
+  stop_peers
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -38,6 +47,11 @@ log "building loadgen, backlot-bench, bare"
 (cd "$shared/bench/loadgen" && go build -o "$work/loadgen" .)
 (cd "$root" && CGO_ENABLED=0 go build -o "$work/backlot-bench" ./bench/backlot-bench && go build -o "$work/bare" ./bench/bare)
 
+for port in $peer_ports 18080 18090 55432; do
+  if ss -ltn "sport = :$port" | grep -q LISTEN; then
+    log "port $port is already in use (stale peers or backlot from an earlier run?); stop them first"; exit 1
+  fi
+done
 "$shared/bench/peer.sh" start >&2
 
 # A throwaway PostgreSQL with its default durability (fsync on, synchronous_commit on).

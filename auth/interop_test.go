@@ -16,41 +16,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/testutil"
 )
-
-var npmInstallMu sync.Mutex
-
-// needNode returns the node binary, installing dir's npm dependencies if
-// node_modules is missing.
-func needNode(t *testing.T, dir string) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = exec.LookPath("npm")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node/npm not found (required under CI=true): %v", err)
-		}
-		t.Skipf("node/npm not found: %v", err)
-	}
-	npmInstallMu.Lock()
-	defer npmInstallMu.Unlock()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
-		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm install in %s: %v\n%s", dir, err, out)
-		}
-	}
-	return node
-}
 
 func nodeOutput(t *testing.T, node, dir string, args ...string) string {
 	t.Helper()
@@ -91,7 +63,7 @@ func startIssuer(t *testing.T) string {
 		}
 		t.Skipf("bench issuer not found at %s", dir)
 	}
-	node := needNode(t, dir)
+	node := testutil.Node(t, dir)
 	port := freePort(t)
 	iss := fmt.Sprintf("http://127.0.0.1:%d", port)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -186,7 +158,7 @@ func TestInteropJoseIssuer(t *testing.T) {
 func TestInteropJoseHS256(t *testing.T) {
 	t.Parallel()
 	dir, _ := filepath.Abs("testdata")
-	node := needNode(t, dir)
+	node := testutil.Node(t, dir)
 	tok := nodeOutput(t, node, dir, "jose_hs256.mjs", testHSSecret, "backlot", "backlot", "u-jose", "300")
 	a, err := auth.NewHS256("users", hsCfg(), auth.Deps{})
 	if err != nil {
@@ -208,7 +180,7 @@ func TestInteropJoseHS256(t *testing.T) {
 func TestInteropStripeNode(t *testing.T) {
 	t.Parallel()
 	dir, _ := filepath.Abs("testdata")
-	node := needNode(t, dir)
+	node := testutil.Node(t, dir)
 	// The published vector, produced by the stripe package itself.
 	if h := nodeOutput(t, node, dir, "stripe_sig.mjs", stripeTestSecret, "1700000000", stripeTestUser, stripeTestAcct); h != "t=1700000000,v1=95d377f7216b002bc8462ad7ad1c21ae33f54bfd7f12f1fe86f43cfd56123df3" {
 		t.Fatalf("stripe header %q", h)

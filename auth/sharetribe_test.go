@@ -22,6 +22,7 @@ import (
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/httpapi"
 	"github.com/backlothq/backlot/internal/sandbox/marketplace"
+	"github.com/backlothq/backlot/internal/testutil"
 )
 
 const (
@@ -554,26 +555,11 @@ func FuzzParseSDKCookie(f *testing.F) {
 // authenticates with the cookie it wrote. Needs Node; skipped without it
 // except under CI=true.
 func TestSharetribeSDKCookie(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node is required under CI=true for the SDK cookie test")
-		}
-		t.Skip("node not installed")
-	}
 	dir, err := filepath.Abs(filepath.Join("..", "internal", "sandbox", "marketplace", "testdata", "sdk"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "sharetribe-flex-sdk", "package.json")); err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-		}
-	}
+	node := testutil.Node(t, dir)
 	f := stSetup(t, time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

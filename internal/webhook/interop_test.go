@@ -4,37 +4,24 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/testutil"
 )
 
 // nodeSign signs with the real standardwebhooks and stripe packages
 // (testdata/sign.mjs), installing them on first use.
 func nodeSign(t *testing.T, req map[string]any) map[string]string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node is required for interop tests under CI=true")
-		}
-		t.Skip("node not installed")
-	}
 	dir, err := filepath.Abs("testdata")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "standardwebhooks")); err != nil {
-		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm install: %v\n%s", err, out)
-		}
-	}
+	node := testutil.Node(t, dir)
 	in, _ := json.Marshal(req)
 	cmd := exec.Command(node, "sign.mjs")
 	cmd.Dir = dir

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/testutil"
 )
 
 // TestSDKInterop drives the real Sharetribe JavaScript SDK (pinned in
@@ -19,18 +21,11 @@ import (
 // 401, and logout's revoke. It needs Node; the SDK is installed with
 // `npm ci` on first use. Without Node it is skipped, except under CI=true.
 func TestSDKInterop(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node is required under CI=true for the SDK interop test")
-		}
-		t.Skip("node not installed")
-	}
 	dir, err := filepath.Abs(filepath.Join("testdata", "sdk"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	installSDK(t, dir)
+	node := testutil.Node(t, dir)
 
 	// A real clock: the SDK reads nothing of ours but HTTP.
 	m := New(Options{ClientID: testClientID})
@@ -103,24 +98,5 @@ func TestSDKInterop(t *testing.T) {
 		"grant_type": {"refresh_token"}, "refresh_token": {rt.RefreshToken}}, nil)
 	if status != 401 || body["error"] != "invalid_grant" {
 		t.Errorf("refresh token after logout: %d %v", status, body)
-	}
-}
-
-// installSDK runs `npm ci` in dir unless the pinned SDK is there already.
-func installSDK(t *testing.T, dir string) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "sharetribe-flex-sdk", "package.json")); err == nil {
-		return
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatal("node is installed but npm is not; cannot install the Sharetribe SDK")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
 	}
 }

@@ -22,7 +22,7 @@ build:
 
 ## bench: the Go benchmarks, then the side-by-side comparison with the peer.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./auth/ ./internal/webhook/ ./internal/jobs/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./auth/ ./internal/webhook/ ./internal/engine/
 	@if [ -x bench/compare.sh ]; then bench/compare.sh; fi
 
 clean:

@@ -26,7 +26,7 @@ import (
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/cors"
 	"github.com/backlothq/backlot/internal/httpapi"
-	jobengine "github.com/backlothq/backlot/internal/jobs"
+	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/server"
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/open"
@@ -44,7 +44,7 @@ type App struct {
 	reg      *prometheus.Registry
 	store    store.Store
 	auth     *auth.Set
-	engine   *jobengine.Engine
+	engine   *engine.Engine
 	webhooks *webhook.Set
 	mux      *http.ServeMux
 	server   *server.Server
@@ -135,7 +135,7 @@ func (a *App) build(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("authenticators: %w", err)
 	}
-	a.engine, err = jobengine.New(cfg.Jobs, cfg.Schedules, a.store, jobengine.Deps{Logger: a.log, Metrics: a.reg})
+	a.engine, err = engine.New(cfg.Jobs, cfg.Schedules, a.store, engine.Deps{Logger: a.log, Metrics: a.reg})
 	if err != nil {
 		return fmt.Errorf("job engine: %w", err)
 	}
@@ -283,7 +283,7 @@ func (a *App) Close() error {
 
 // Jobs enqueues background work.
 type Jobs struct {
-	engine *jobengine.Engine
+	engine *engine.Engine
 }
 
 // Enqueue adds a job and returns once it is durably committed. payload

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	enginepkg "github.com/backlothq/backlot/internal/jobs"
+	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/open"
 	"github.com/backlothq/backlot/jobs"
@@ -40,12 +40,12 @@ at once, on SQLite within a second.`,
 		newJobsShowCmd(g, &asJSON),
 		newJobsTransitionCmd(g, &asJSON, "retry", "Make a failed, cancelled or retrying job run again now",
 			`The attempt count is kept; a job that used all its attempts gets exactly one more.`,
-			(*enginepkg.Engine).Retry),
+			(*engine.Engine).Retry),
 		newJobsTransitionCmd(g, &asJSON, "cancel", "Cancel a job",
 			`A job that is not running is cancelled at once. A running job is asked to stop
 (its worker sees it at the next heartbeat) and ends cancelled unless it
 completes first.`,
-			(*enginepkg.Engine).Cancel),
+			(*engine.Engine).Cancel),
 		newJobsPurgeCmd(g, &asJSON),
 	)
 	return cmd
@@ -53,7 +53,7 @@ completes first.`,
 
 // withEngine opens the store (refusing a schema that is behind) and an
 // engine over it that is not started: only its store-backed methods run.
-func withEngine(cmd *cobra.Command, g *globalFlags, fn func(ctx context.Context, e *enginepkg.Engine) error) error {
+func withEngine(cmd *cobra.Command, g *globalFlags, fn func(ctx context.Context, e *engine.Engine) error) error {
 	cfg, err := loadConfig(g)
 	if err != nil {
 		return err
@@ -65,7 +65,7 @@ func withEngine(cmd *cobra.Command, g *globalFlags, fn func(ctx context.Context,
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
-	e, err := enginepkg.New(cfg.Jobs, nil, st, enginepkg.Deps{})
+	e, err := engine.New(cfg.Jobs, nil, st, engine.Deps{})
 	if err != nil {
 		return &exitError{Code: 2, Err: err}
 	}
@@ -142,7 +142,7 @@ func newJobsListCmd(g *globalFlags, asJSON *bool) *cobra.Command {
 			if limit <= 0 {
 				return &exitError{Code: 2, Err: fmt.Errorf("--limit %d: want a positive number", limit)}
 			}
-			return withEngine(cmd, g, func(ctx context.Context, e *enginepkg.Engine) error {
+			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine) error {
 				js, err := e.List(ctx, f)
 				if err != nil {
 					return err
@@ -192,7 +192,7 @@ func newJobsShowCmd(g *globalFlags, asJSON *bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withEngine(cmd, g, func(ctx context.Context, e *enginepkg.Engine) error {
+			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine) error {
 				j, err := e.Get(ctx, id)
 				if err != nil {
 					return jobError(id, err)
@@ -244,7 +244,7 @@ func newJobsShowCmd(g *globalFlags, asJSON *bool) *cobra.Command {
 }
 
 func newJobsTransitionCmd(g *globalFlags, asJSON *bool, name, short, long string,
-	op func(*enginepkg.Engine, context.Context, int64) (*jobs.Job, error)) *cobra.Command {
+	op func(*engine.Engine, context.Context, int64) (*jobs.Job, error)) *cobra.Command {
 	return &cobra.Command{
 		Use:   name + " ID",
 		Short: short,
@@ -255,7 +255,7 @@ func newJobsTransitionCmd(g *globalFlags, asJSON *bool, name, short, long string
 			if err != nil {
 				return err
 			}
-			return withEngine(cmd, g, func(ctx context.Context, e *enginepkg.Engine) error {
+			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine) error {
 				j, err := op(e, ctx, id)
 				if err != nil {
 					return jobError(id, err)
@@ -292,7 +292,7 @@ finished more than --older-than ago, with their logs. Dedupe keys are kept.`,
 			if olderThan < 0 {
 				return &exitError{Code: 2, Err: fmt.Errorf("--older-than %s: must not be negative", olderThan)}
 			}
-			return withEngine(cmd, g, func(ctx context.Context, e *enginepkg.Engine) error {
+			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine) error {
 				n, err := e.Purge(ctx, st, olderThan)
 				if err != nil {
 					return err

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/config"
-	jobengine "github.com/backlothq/backlot/internal/jobs"
+	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/testutil"
 	"github.com/backlothq/backlot/internal/webhook"
 )
@@ -33,7 +33,7 @@ func (w *benchWriter) WriteHeader(s int)           { w.status = s }
 func BenchmarkIngestSQLite(b *testing.B) {
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	st := testutil.SQLite(b)
-	eng, err := jobengine.New(config.Jobs{}, nil, st, jobengine.Deps{})
+	eng, err := engine.New(config.Jobs{}, nil, st, engine.Deps{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -45,7 +45,7 @@
 // idempotent). Cron schedules fire on the leader only (a PostgreSQL
 // advisory lock; the one process on SQLite), each tick with the dedupe key
 // schedule:<name>:<tick unix> so it fires at most once.
-package jobs
+package engine
 
 import (
 	"context"

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/backlothq/backlot/internal/authn"
+
 	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/cors"
@@ -43,7 +45,7 @@ type App struct {
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	store    store.Store
-	auth     *auth.Set
+	auth     *authn.Set
 	engine   *engine.Engine
 	webhooks *webhook.Set
 	mux      *http.ServeMux
@@ -127,7 +129,7 @@ func (a *App) build(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server.trusted_proxies: %w", err)
 	}
-	a.auth, err = auth.NewSet(ctx, cfg.Authenticators, cfg.Marketplaces, auth.Deps{
+	a.auth, err = authn.NewSet(ctx, cfg.Authenticators, cfg.Marketplaces, authn.Deps{
 		Logger:  a.log,
 		Metrics: a.reg,
 		Store:   a.store,
@@ -229,8 +231,12 @@ func (a *App) Worker(kind string, fn jobs.WorkFunc) { a.engine.Register(kind, fn
 // Jobs is the job queue, for enqueueing from handlers and workers.
 func (a *App) Jobs() *Jobs { return a.jobs }
 
-// Auth returns the authenticators, e.g. to add a custom one with Add.
-func (a *App) Auth() *auth.Set { return a.auth }
+// AddAuthenticator adds a custom authenticator under its Name, so routes
+// (and /auth/whoami) can list it beside the configured ones. It may return
+// a *auth.Failure for a credential it recognises but refuses, and
+// auth.ErrNoCredential when the request has none of its kind. Add it
+// before the routes that name it.
+func (a *App) AddAuthenticator(au auth.Authenticator) { a.auth.Add(au) }
 
 // Run starts the background parts and serves HTTP until ctx is cancelled,
 // then shuts down gracefully: requests in flight finish, running jobs

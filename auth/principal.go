@@ -1,7 +1,10 @@
-// Package auth authenticates the callers of backlot's endpoints. Every
-// authenticator turns a request into a Principal; middleware tries a
-// route's authenticators in order and puts the Principal in the context,
-// where handlers read it with FromContext.
+// Package auth is what a Go user of backlot needs to know about callers:
+// the Principal that every authenticator yields (read it in a handler with
+// FromContext), the Authenticator interface for adding your own, the
+// Failure a custom authenticator returns for a credential it refuses, and
+// the Rule a route sets on scopes and tenant. The built-in authenticators
+// (hs256, jwks, stripe_app, sharetribe, session, api_key) are configured in
+// YAML and live in backlot's internal packages.
 package auth
 
 import (

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/authn"
 )
 
 // newTokenCmd is "backlot token": tokens for hs256 authenticators.
@@ -21,9 +21,9 @@ func newTokenCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	var (
-		authn, sub, tenant string
-		scopes             []string
-		ttl                time.Duration
+		authName, sub, tenant string
+		scopes                []string
+		ttl                   time.Duration
 	)
 	mint := &cobra.Command{
 		Use:   "mint",
@@ -47,11 +47,11 @@ func newTokenCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			name, err := pickHS256(cfg.Authenticators, authn)
+			name, err := pickHS256(cfg.Authenticators, authName)
 			if err != nil {
 				return &exitError{Code: 2, Err: err}
 			}
-			a, err := auth.NewHS256(name, cfg.Authenticators[name], auth.Deps{})
+			a, err := authn.NewHS256(name, cfg.Authenticators[name], authn.Deps{})
 			if err != nil {
 				return &exitError{Code: 2, Err: fmt.Errorf("authenticator %s: %w", name, err)}
 			}
@@ -70,7 +70,7 @@ func newTokenCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	f := mint.Flags()
-	f.StringVar(&authn, "authenticator", "", "name of the hs256 authenticator (optional when there is one)")
+	f.StringVar(&authName, "authenticator", "", "name of the hs256 authenticator (optional when there is one)")
 	f.StringVar(&sub, "sub", "", "subject (required)")
 	f.StringVar(&tenant, "tenant", "", "tenant claim")
 	f.StringSliceVar(&scopes, "scope", nil, "scopes, comma-separated (repeatable)")

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/backlothq/backlot/auth"
+	"github.com/backlothq/backlot/internal/authn"
+
 	"github.com/backlothq/backlot/config"
 )
 
@@ -29,7 +30,7 @@ authenticators:
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	a, err := auth.NewHS256("users", config.Authenticator{Type: "hs256", Secret: secret, Issuer: "backlot", Audience: "backlot"}, auth.Deps{})
+	a, err := authn.NewHS256("users", config.Authenticator{Type: "hs256", Secret: secret, Issuer: "backlot", Audience: "backlot"}, authn.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

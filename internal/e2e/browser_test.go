@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backlothq/backlot/internal/authn"
+
 	"github.com/chromedp/chromedp"
 
 	"github.com/backlothq/backlot/auth"
@@ -91,8 +93,8 @@ authenticators:
 
 func mintUserToken(t *testing.T, sub string) string {
 	t.Helper()
-	a, err := auth.NewHS256("users", config.Authenticator{Type: config.AuthHS256, Secret: browserJWTSecret,
-		Issuer: "backlot", Audience: "backlot"}, auth.Deps{})
+	a, err := authn.NewHS256("users", config.Authenticator{Type: config.AuthHS256, Secret: browserJWTSecret,
+		Issuer: "backlot", Audience: "backlot"}, authn.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package auth_test
+package authn_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/authn"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,7 +43,7 @@ func sessionStores(t *testing.T, fn func(t *testing.T, open func(t *testing.T) s
 }
 
 type sessFixture struct {
-	set   *auth.Set
+	set   *authn.Set
 	store store.Store
 	clock *testClock
 	url   string
@@ -66,7 +68,7 @@ func sessCfgs(mod func(staff *config.Authenticator)) map[string]config.Authentic
 func newSessFixture(t *testing.T, st store.Store, cfgs map[string]config.Authenticator) *sessFixture {
 	t.Helper()
 	f := &sessFixture{store: st, clock: newTestClock(), logs: &lockedBuffer{}}
-	set, err := auth.NewSet(context.Background(), cfgs, nil, auth.Deps{
+	set, err := authn.NewSet(context.Background(), cfgs, nil, authn.Deps{
 		Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics: prometheus.NewRegistry(),
 		Now:     f.clock.Now,
@@ -129,7 +131,7 @@ func (f *sessFixture) login(t *testing.T, sub string) (cookie, csrf string) {
 func (f *sessFixture) mint(t *testing.T, sub string) string {
 	t.Helper()
 	a, _ := f.set.Get("users")
-	tok, err := a.(*auth.HS256).Mint(sub, "t1", []string{"read"}, time.Hour)
+	tok, err := a.(*authn.HS256).Mint(sub, "t1", []string{"read"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestSessionLogin(t *testing.T) {
 		f := newSessFixture(t, open(t), sessCfgs(nil))
 		expiredTok := func() string {
 			a, _ := f.set.Get("users")
-			tok, err := a.(*auth.HS256).Mint("alice", "", nil, time.Minute)
+			tok, err := a.(*authn.HS256).Mint("alice", "", nil, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,7 +225,7 @@ func TestSessionLogin(t *testing.T) {
 				if body.CSRFToken == "" || body.Principal.Subject != "alice" || body.Principal.Authenticator != "staff" {
 					t.Errorf("body = %s", r.body)
 				}
-				if want := f.clock.Now().Add(auth.DefaultSessionTTL); !body.ExpiresAt.Equal(want) {
+				if want := f.clock.Now().Add(authn.DefaultSessionTTL); !body.ExpiresAt.Equal(want) {
 					t.Errorf("expires_at = %v, want %v", body.ExpiresAt, want)
 				}
 				if strings.Contains(string(r.body), c.Value) {
@@ -329,11 +331,11 @@ func TestSessionConfigErrors(t *testing.T) {
 			if tc.mod != nil {
 				tc.mod(cfgs)
 			}
-			deps := auth.Deps{}
+			deps := authn.Deps{}
 			if !tc.noStore {
 				deps.Store = testutil.SQLite(t)
 			}
-			_, err := auth.NewSet(context.Background(), cfgs, nil, deps)
+			_, err := authn.NewSet(context.Background(), cfgs, nil, deps)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("NewSet error = %v, want one containing %q", err, tc.wantErr)
 			}

@@ -1,4 +1,4 @@
-package auth_test
+package authn_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/authn"
 
 	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/config"
@@ -32,7 +34,7 @@ func stripeSig(secret string, ts int64, payload string) string {
 // The published vector (SPEC 5.2 / Stripe docs).
 func TestStripeAppPublishedVector(t *testing.T) {
 	t.Parallel()
-	payload := auth.StripeAppPayload(stripeTestUser, stripeTestAcct)
+	payload := authn.StripeAppPayload(stripeTestUser, stripeTestAcct)
 	if payload != `{"user_id":"usr_K6yd2CbXLO9A5G","account_id":"acct_1JSkf6FRwUQjTSJE"}` {
 		t.Fatalf("payload %s", payload)
 	}
@@ -58,7 +60,7 @@ func TestStripeApp(t *testing.T) {
 		Secrets: []string{stripeTestSecret, old}, Tolerance: config.Duration(5 * time.Minute)}}, clock)
 	srv := f.serve(t, []string{"stripe"}, auth.Rule{})
 	now := clock.Now().Unix()
-	payload := auth.StripeAppPayload(stripeTestUser, stripeTestAcct)
+	payload := authn.StripeAppPayload(stripeTestUser, stripeTestAcct)
 	good := stripeSig(stripeTestSecret, now, payload)
 	ids := func(sig string) map[string]string {
 		return map[string]string{"Stripe-Signature": sig, "Stripe-User-Id": stripeTestUser, "Stripe-Account-Id": stripeTestAcct}
@@ -156,13 +158,13 @@ func TestStripeAppBodyLimit(t *testing.T) {
 // a Failure or carries the real v1 for the payload.
 func FuzzStripeSignature(f *testing.F) {
 	now := int64(1700000000)
-	good := stripeSig(stripeTestSecret, now, auth.StripeAppPayload(stripeTestUser, stripeTestAcct))
+	good := stripeSig(stripeTestSecret, now, authn.StripeAppPayload(stripeTestUser, stripeTestAcct))
 	for _, s := range []string{"t=1700000000,v1=" + good, "t=1700000000,v0=" + good, "t=,v1=", "v1=" + good + ",t=1700000000",
 		"t=1700000000,v1=" + good + ",v1=zz", "t=1700000000 , v1=" + good, ",,,", "t=9999999999999999999,v1=" + good} {
 		f.Add(s)
 	}
 	clock := &testClock{t: time.Unix(now, 0)}
-	set, err := auth.NewSet(context.Background(), map[string]config.Authenticator{"stripe": {Type: config.AuthStripeApp, Secrets: []string{stripeTestSecret}}}, nil, auth.Deps{Now: clock.Now})
+	set, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"stripe": {Type: config.AuthStripeApp, Secrets: []string{stripeTestSecret}}}, nil, authn.Deps{Now: clock.Now})
 	if err != nil {
 		f.Fatal(err)
 	}

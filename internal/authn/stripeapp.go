@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/backlothq/backlot/auth"
 
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/httpapi"
@@ -32,7 +34,7 @@ type StripeApp struct {
 	now       func() time.Time
 }
 
-var _ Authenticator = (*StripeApp)(nil)
+var _ auth.Authenticator = (*StripeApp)(nil)
 
 func newStripeApp(name string, cfg config.Authenticator, deps Deps) (*StripeApp, error) {
 	deps = deps.withDefaults()
@@ -65,10 +67,10 @@ func (a *StripeApp) Challenge() string { return `Stripe-Signature realm="` + rea
 // the Stripe-User-Id and Stripe-Account-Id headers when both are present,
 // else from the JSON body's user_id and account_id (the body is restored
 // for the handler).
-func (a *StripeApp) Authenticate(r *http.Request) (*Principal, error) {
+func (a *StripeApp) Authenticate(r *http.Request) (*auth.Principal, error) {
 	sig := r.Header.Get("Stripe-Signature")
 	if sig == "" {
-		return nil, ErrNoCredential
+		return nil, auth.ErrNoCredential
 	}
 	user, acct := r.Header.Get("Stripe-User-Id"), r.Header.Get("Stripe-Account-Id")
 	if user == "" || acct == "" {
@@ -80,12 +82,12 @@ func (a *StripeApp) Authenticate(r *http.Request) (*Principal, error) {
 	if err := a.verify(sig, user, acct); err != nil {
 		return nil, err
 	}
-	return &Principal{Authenticator: a.name, Subject: user, Tenant: acct}, nil
+	return &auth.Principal{Authenticator: a.name, Subject: user, Tenant: acct}, nil
 }
 
 func idsFromBody(r *http.Request) (user, acct string, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return "", "", &Failure{Reason: "Stripe-User-Id and Stripe-Account-Id headers (or a JSON body with user_id and account_id) are required"}
+		return "", "", &auth.Failure{Reason: "Stripe-User-Id and Stripe-Account-Id headers (or a JSON body with user_id and account_id) are required"}
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, stripeMaxBody+1))
 	r.Body.Close()
@@ -105,10 +107,10 @@ func idsFromBody(r *http.Request) (user, acct string, err error) {
 		AccountID string `json:"account_id"`
 	}
 	if err := json.Unmarshal(b, &ids); err != nil {
-		return "", "", &Failure{Reason: "request body is not JSON with user_id and account_id", Err: err}
+		return "", "", &auth.Failure{Reason: "request body is not JSON with user_id and account_id", Err: err}
 	}
 	if ids.UserID == "" || ids.AccountID == "" {
-		return "", "", &Failure{Reason: "user_id and account_id are required (headers or JSON body)"}
+		return "", "", &auth.Failure{Reason: "user_id and account_id are required (headers or JSON body)"}
 	}
 	return ids.UserID, ids.AccountID, nil
 }
@@ -137,15 +139,15 @@ func StripeAppPayload(user, acct string) string {
 // verify checks a Stripe-Signature header against user and acct.
 func (a *StripeApp) verify(header, user, acct string) error {
 	if !stripeID(user) || !stripeID(acct) {
-		return &Failure{Reason: "malformed user or account id"}
+		return &auth.Failure{Reason: "malformed user or account id"}
 	}
 	err := stripesig.Verify(header, []byte(StripeAppPayload(user, acct)), a.secrets, a.now(), a.tolerance)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, stripesig.ErrMismatch):
-		return &Failure{Reason: "bad signature"}
+		return &auth.Failure{Reason: "bad signature"}
 	default:
-		return &Failure{Reason: err.Error(), Err: err}
+		return &auth.Failure{Reason: err.Error(), Err: err}
 	}
 }

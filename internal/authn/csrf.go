@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/backlothq/backlot/auth"
 
 	"github.com/backlothq/backlot/internal/cors"
 )
@@ -55,12 +57,12 @@ func safeMethod(m string) bool {
 // found to come from an allowed, credentialed origin is let through: the
 // operator trusts that page with the session already, and it still has to
 // present the CSRF token.
-func checkOrigin(cop *http.CrossOriginProtection, r *http.Request) *Failure {
+func checkOrigin(cop *http.CrossOriginProtection, r *http.Request) *auth.Failure {
 	if cors.CredentialedOrigin(r) {
 		return nil
 	}
 	if err := cop.Check(r); err != nil {
-		return &Failure{Reason: "cross-origin request refused", Err: err,
+		return &auth.Failure{Reason: "cross-origin request refused", Err: err,
 			Status: http.StatusForbidden, Code: "csrf_failed"}
 	}
 	return nil
@@ -83,10 +85,10 @@ func checkCSRF(r *http.Request, id []byte) error {
 		}
 	}
 	if got == "" {
-		return Forbidden("csrf_failed", "missing CSRF token: send the "+CSRFHeader+" header (from GET /auth/csrf)")
+		return auth.Forbidden("csrf_failed", "missing CSRF token: send the "+CSRFHeader+" header (from GET /auth/csrf)")
 	}
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return Forbidden("csrf_failed", "CSRF token does not match the session")
+		return auth.Forbidden("csrf_failed", "CSRF token does not match the session")
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package auth_test
+package authn_test
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/authn"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -152,9 +154,9 @@ func extClaims(clock *testClock, mod func(jwt.MapClaims)) jwt.MapClaims {
 	return c
 }
 
-func newJWKSAuth(t testing.TB, url string, clock *testClock) *auth.JWKS {
+func newJWKSAuth(t testing.TB, url string, clock *testClock) *authn.JWKS {
 	t.Helper()
-	j, err := auth.NewJWKS("extension", jwksCfg(url), auth.Deps{Now: clock.Now})
+	j, err := authn.NewJWKS("extension", jwksCfg(url), authn.Deps{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +247,7 @@ func TestJWKSRotationAndRefetchLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	js.set(func(s *jwksServer) { s.keys = append(s.keys, rsaJWK("rs2", &k.rsa2.PublicKey)) })
-	clock.Advance(auth.JWKSMinRefetch)
+	clock.Advance(authn.JWKSMinRefetch)
 	if err := verify("rs2", k.rsa2); err != nil {
 		t.Fatalf("rotated key: %v", err)
 	}
@@ -253,7 +255,7 @@ func TestJWKSRotationAndRefetchLimit(t *testing.T) {
 		t.Fatalf("hits %d, want 2 (one refetch for the unknown kid)", h)
 	}
 	js.set(func(s *jwksServer) { s.keys = append(s.keys, rsaJWK("rs3", &k.rsa3.PublicKey)) })
-	clock.Advance(auth.JWKSMinRefetch - time.Second)
+	clock.Advance(authn.JWKSMinRefetch - time.Second)
 	if err := verify("rs3", k.rsa3); err == nil || !strings.Contains(err.Error(), "unknown signing key") {
 		t.Fatalf("second unknown kid within 10 s: %v", err)
 	}
@@ -344,7 +346,7 @@ func TestJWKSIssuerDown(t *testing.T) {
 		t.Fatalf("after 1 h stale: %d %+v", res.status, res.env)
 	}
 	js.set(func(s *jwksServer) { s.status = 0 })
-	clock.Advance(auth.JWKSMinRefetch)
+	clock.Advance(authn.JWKSMinRefetch)
 	if res := get(); res.status != 200 {
 		t.Fatalf("after the issuer recovered: %d %s", res.status, res.body)
 	}
@@ -491,7 +493,7 @@ func FuzzParseJWKS(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, err := auth.ParseJWKSKeys(b)
+		n, err := authn.ParseJWKSKeys(b)
 		if err == nil && n == 0 {
 			t.Fatal("a set with no usable key parsed without error")
 		}

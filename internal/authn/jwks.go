@@ -1,4 +1,4 @@
-package auth
+package authn
 
 // The jwks authenticator keeps its own small key cache instead of using
 // github.com/MicahParks/keyfunc/v3: keyfunc refreshes on a fixed interval
@@ -35,6 +35,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/backlothq/backlot/auth"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -91,7 +93,7 @@ type JWKS struct {
 	fetches     int // attempts, for tests and logs
 }
 
-var _ Authenticator = (*JWKS)(nil)
+var _ auth.Authenticator = (*JWKS)(nil)
 
 // keySet is one fetched JWKS; never modified after it is published.
 type keySet struct {
@@ -183,18 +185,18 @@ func (j *JWKS) Fetches() int {
 }
 
 // Authenticate implements Authenticator.
-func (j *JWKS) Authenticate(r *http.Request) (*Principal, error) {
+func (j *JWKS) Authenticate(r *http.Request) (*auth.Principal, error) {
 	tok, ok := bearer(r)
 	if !ok {
-		return nil, ErrNoCredential
+		return nil, auth.ErrNoCredential
 	}
 	return j.Verify(tok)
 }
 
 // Verify checks a token string and returns its Principal.
-func (j *JWKS) Verify(tok string) (*Principal, error) {
+func (j *JWKS) Verify(tok string) (*auth.Principal, error) {
 	if strings.Count(tok, ".") != 2 {
-		return nil, &Failure{Reason: "malformed token", Foreign: true}
+		return nil, &auth.Failure{Reason: "malformed token", Foreign: true}
 	}
 	now := j.now()
 	ks := j.keys.Load()
@@ -239,12 +241,12 @@ type tokenCache struct {
 }
 
 type tokenCacheEntry struct {
-	p     *Principal
+	p     *auth.Principal
 	until time.Time
 	gen   any
 }
 
-func (c *tokenCache) get(tok string, gen any, now time.Time) *Principal {
+func (c *tokenCache) get(tok string, gen any, now time.Time) *auth.Principal {
 	k := sha256.Sum256([]byte(tok))
 	c.mu.RLock()
 	e, ok := c.m[k]
@@ -259,7 +261,7 @@ func (c *tokenCache) get(tok string, gen any, now time.Time) *Principal {
 	return &p
 }
 
-func (c *tokenCache) put(tok string, gen any, p *Principal, claims jwt.MapClaims, now time.Time) {
+func (c *tokenCache) put(tok string, gen any, p *auth.Principal, claims jwt.MapClaims, now time.Time) {
 	until := now.Add(tokenCacheTTL)
 	exp, err := claims.GetExpirationTime()
 	if err != nil || exp == nil {
@@ -302,7 +304,7 @@ func (j *JWKS) lookup(t *jwt.Token) (any, error) {
 		// refetch; the parser checks it again after the signature.
 		if c, ok := t.Claims.(jwt.MapClaims); ok {
 			if iss, _ := c["iss"].(string); iss != j.issuer {
-				return nil, &Failure{Reason: "wrong issuer", Foreign: true}
+				return nil, &auth.Failure{Reason: "wrong issuer", Foreign: true}
 			}
 		}
 	}
@@ -318,14 +320,14 @@ func (j *JWKS) lookup(t *jwt.Token) (any, error) {
 		keys = ks.find(kid, alg)
 	}
 	if ks == nil || now.After(ks.freshUntil.Add(JWKSStaleFor)) {
-		return nil, &Failure{Reason: "signing keys unavailable"}
+		return nil, &auth.Failure{Reason: "signing keys unavailable"}
 	}
 	switch len(keys) {
 	case 0:
 		if kid == "" {
-			return nil, &Failure{Reason: "no signing key fits the token's algorithm " + alg}
+			return nil, &auth.Failure{Reason: "no signing key fits the token's algorithm " + alg}
 		}
-		return nil, &Failure{Reason: "unknown signing key (kid)"}
+		return nil, &auth.Failure{Reason: "unknown signing key (kid)"}
 	case 1:
 		return keys[0], nil
 	}

@@ -1,4 +1,4 @@
-package auth_test
+package authn_test
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/authn"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -63,7 +65,7 @@ func (l *lockedBuffer) String() string {
 }
 
 type authFixture struct {
-	set   *auth.Set
+	set   *authn.Set
 	reg   *prometheus.Registry
 	logs  *lockedBuffer
 	clock *testClock
@@ -85,7 +87,7 @@ func newAuthFixture(t testing.TB, cfgs map[string]config.Authenticator, clock *t
 		clock = newTestClock()
 	}
 	f := &authFixture{reg: prometheus.NewRegistry(), logs: &lockedBuffer{}, clock: clock}
-	set, err := auth.NewSet(context.Background(), cfgs, nil, auth.Deps{
+	set, err := authn.NewSet(context.Background(), cfgs, nil, authn.Deps{
 		Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics: f.reg,
 		Now:     clock.Now,
@@ -203,7 +205,7 @@ func mintHS(t testing.TB, f *authFixture, name, sub, tenant string, scopes []str
 	if !ok {
 		t.Fatalf("no authenticator %s", name)
 	}
-	tok, err := a.(*auth.HS256).Mint(sub, tenant, scopes, time.Hour)
+	tok, err := a.(*authn.HS256).Mint(sub, tenant, scopes, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,8 +318,8 @@ func TestRequireStatusRules(t *testing.T) {
 		authn, outcome string
 		min            float64
 	}{
-		{"users", auth.OutcomeOK, 2}, {"users", auth.OutcomeInvalid, 3}, {"users", auth.OutcomeForbidden, 2},
-		{"users", auth.OutcomeMissing, 2}, {"seed001", auth.OutcomeInvalid, 1}, {"ops", auth.OutcomeOK, 1}, {"ops", auth.OutcomeInvalid, 1},
+		{"users", authn.OutcomeOK, 2}, {"users", authn.OutcomeInvalid, 3}, {"users", authn.OutcomeForbidden, 2},
+		{"users", authn.OutcomeMissing, 2}, {"seed001", authn.OutcomeInvalid, 1}, {"ops", authn.OutcomeOK, 1}, {"ops", authn.OutcomeInvalid, 1},
 	} {
 		if v := counterValue(t, f.reg, m.authn, m.outcome); v < m.min {
 			t.Errorf("decisions{%s,%s} = %v, want >= %v", m.authn, m.outcome, v, m.min)
@@ -349,7 +351,7 @@ func TestFailureRateLimit(t *testing.T) {
 	srv := f.serve(t, []string{"users"}, auth.Rule{})
 	good := mintHS(t, f, "users", "u1", "", nil)
 	ip := map[string]string{"X-Test-IP": "192.0.2.7", "Authorization": "Bearer bad.to.ken"}
-	for i := 0; i < auth.DefaultFailureBurst; i++ {
+	for i := 0; i < authn.DefaultFailureBurst; i++ {
 		if res := doReq(t, "GET", srv.URL+"/api/x", ip, ""); res.status != 401 {
 			t.Fatalf("failure %d: status %d", i, res.status)
 		}
@@ -375,7 +377,7 @@ func TestFailureRateLimit(t *testing.T) {
 	if res := doReq(t, "GET", srv.URL+"/api/x", map[string]string{"X-Test-IP": "192.0.2.7", "Authorization": "Bearer " + good}, ""); res.status != 200 {
 		t.Fatalf("after a second: %d %s", res.status, res.body)
 	}
-	if v := counterValue(t, f.reg, "", auth.OutcomeLimited); v != 3 {
+	if v := counterValue(t, f.reg, "", authn.OutcomeLimited); v != 3 {
 		t.Fatalf("limited decisions = %v, want 3", v)
 	}
 }
@@ -464,12 +466,12 @@ func TestNewSetErrors(t *testing.T) {
 		"sharetribe no marketplace": {Type: config.AuthSharetribe, Marketplace: "nope"},
 	}
 	for name, cfg := range cases {
-		_, err := auth.NewSet(context.Background(), map[string]config.Authenticator{"a": cfg}, nil, auth.Deps{})
+		_, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"a": cfg}, nil, authn.Deps{})
 		if err == nil || !strings.Contains(err.Error(), "authenticator a") {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
-	set, err := auth.NewSet(context.Background(), map[string]config.Authenticator{"users": hsCfg()}, nil, auth.Deps{})
+	set, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"users": hsCfg()}, nil, authn.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +490,7 @@ func TestMetricsRegisterTwice(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	for i := 0; i < 2; i++ {
-		if _, err := auth.NewSet(context.Background(), map[string]config.Authenticator{"users": hsCfg()}, nil, auth.Deps{Metrics: reg}); err != nil {
+		if _, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"users": hsCfg()}, nil, authn.Deps{Metrics: reg}); err != nil {
 			t.Fatalf("NewSet %d: %v", i, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/backlothq/backlot/auth"
 
 	"golang.org/x/sync/singleflight"
 
@@ -62,8 +64,8 @@ type Sharetribe struct {
 // or the Failure the marketplace's answer meant. Tokens never turn valid
 // later, so refusals are cached as well as acceptances.
 type sharetribeEntry struct {
-	p       *Principal
-	fail    *Failure
+	p       *auth.Principal
+	fail    *auth.Failure
 	expires time.Time
 }
 
@@ -75,7 +77,7 @@ type sdkToken struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-var _ Authenticator = (*Sharetribe)(nil)
+var _ auth.Authenticator = (*Sharetribe)(nil)
 
 func newSharetribe(name string, cfg config.Authenticator, mkt config.Marketplace, deps Deps) (*Sharetribe, error) {
 	deps = deps.withDefaults()
@@ -118,7 +120,7 @@ func (a *Sharetribe) CookieName() string { return a.cookieName }
 
 // Authenticate implements Authenticator. A refusal by the marketplace is a
 // *Failure; a marketplace that cannot be asked is a 503 *httpapi.Error.
-func (a *Sharetribe) Authenticate(r *http.Request) (*Principal, error) {
+func (a *Sharetribe) Authenticate(r *http.Request) (*auth.Principal, error) {
 	tok, refresh, fromCookie, err := a.credential(r)
 	if err != nil {
 		return nil, err
@@ -130,7 +132,7 @@ func (a *Sharetribe) Authenticate(r *http.Request) (*Principal, error) {
 	}
 	p, err := a.verify(r.Context(), tok)
 	if err != nil {
-		var f *Failure
+		var f *auth.Failure
 		if errors.As(err, &f) && !fromCookie {
 			// A bearer token the marketplace does not know may well be
 			// meant for another authenticator on the same route.
@@ -155,7 +157,7 @@ func (a *Sharetribe) credential(r *http.Request) (tok, refresh string, fromCooki
 	raw, hasCookie := a.rawCookie(r)
 	if t, ok := bearer(r); ok {
 		if t == "" {
-			return "", "", false, &Failure{Reason: "empty bearer token"}
+			return "", "", false, &auth.Failure{Reason: "empty bearer token"}
 		}
 		if hasCookie {
 			if c, err := parseSDKCookie(raw); err == nil && c.AccessToken == t {
@@ -165,16 +167,16 @@ func (a *Sharetribe) credential(r *http.Request) (tok, refresh string, fromCooki
 		return t, refresh, false, nil
 	}
 	if !hasCookie {
-		return "", "", false, ErrNoCredential
+		return "", "", false, auth.ErrNoCredential
 	}
 	c, err := parseSDKCookie(raw)
 	if err != nil {
-		return "", "", true, &Failure{Reason: "malformed marketplace cookie " + a.cookieName, Err: err}
+		return "", "", true, &auth.Failure{Reason: "malformed marketplace cookie " + a.cookieName, Err: err}
 	}
 	if c.Scope == "public-read" && c.RefreshToken == "" {
 		// A logged-out visitor's SDK holds an anonymous token; no need to
 		// ask the marketplace to refuse it.
-		return "", "", true, &Failure{Reason: "anonymous marketplace token: the user is not signed in"}
+		return "", "", true, &auth.Failure{Reason: "anonymous marketplace token: the user is not signed in"}
 	}
 	return c.AccessToken, c.RefreshToken, true, nil
 }
@@ -225,7 +227,7 @@ func parseSDKCookie(v string) (sdkToken, error) {
 
 // verify returns the Principal for tok from the cache or the marketplace.
 // Concurrent verifications of one token share one marketplace call.
-func (a *Sharetribe) verify(ctx context.Context, tok string) (*Principal, error) {
+func (a *Sharetribe) verify(ctx context.Context, tok string) (*auth.Principal, error) {
 	key := sha256.Sum256([]byte(tok))
 	if e, ok := a.cached(key); ok {
 		if e.fail != nil {
@@ -241,7 +243,7 @@ func (a *Sharetribe) verify(ctx context.Context, tok string) (*Principal, error)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharetribeTimeout)
 		defer cancel()
 		p, err := a.ask(cctx, tok)
-		var f *Failure
+		var f *auth.Failure
 		if err != nil && !errors.As(err, &f) {
 			return nil, err // the marketplace could not answer: nothing to cache
 		}
@@ -260,7 +262,7 @@ func (a *Sharetribe) verify(ctx context.Context, tok string) (*Principal, error)
 }
 
 // ask calls current_user/show with tok.
-func (a *Sharetribe) ask(ctx context.Context, tok string) (*Principal, error) {
+func (a *Sharetribe) ask(ctx context.Context, tok string) (*auth.Principal, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.showURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("build marketplace request: %w", err)
@@ -283,10 +285,10 @@ func (a *Sharetribe) ask(ctx context.Context, tok string) (*Principal, error) {
 	case res.StatusCode == http.StatusOK:
 		return a.principal(body, tok)
 	case res.StatusCode == http.StatusUnauthorized:
-		return nil, &Failure{Reason: "the marketplace refused the token (invalid, expired or revoked)",
+		return nil, &auth.Failure{Reason: "the marketplace refused the token (invalid, expired or revoked)",
 			Err: fmt.Errorf("current_user/show answered %d %s", res.StatusCode, errorCodes(body))}
 	case res.StatusCode == http.StatusForbidden:
-		return nil, &Failure{Reason: "not a marketplace user token (anonymous or integration token)",
+		return nil, &auth.Failure{Reason: "not a marketplace user token (anonymous or integration token)",
 			Err: fmt.Errorf("current_user/show answered %d %s", res.StatusCode, errorCodes(body))}
 	case res.StatusCode == http.StatusTooManyRequests:
 		e := marketplaceUnavailable("the marketplace is rate limiting backlot", jsonOrNil(body),
@@ -305,7 +307,7 @@ func (a *Sharetribe) ask(ctx context.Context, tok string) (*Principal, error) {
 
 // principal builds the Principal from a current_user/show answer. Only
 // non-secret profile fields become claims: never protected or private data.
-func (a *Sharetribe) principal(body []byte, tok string) (*Principal, error) {
+func (a *Sharetribe) principal(body []byte, tok string) (*auth.Principal, error) {
 	var doc struct {
 		Data struct {
 			ID         string `json:"id"`
@@ -331,7 +333,7 @@ func (a *Sharetribe) principal(body []byte, tok string) (*Principal, error) {
 	}
 	at := doc.Data.Attributes
 	if at.Banned || at.Deleted {
-		return nil, &Failure{Reason: "the marketplace user is banned or deleted"}
+		return nil, &auth.Failure{Reason: "the marketplace user is banned or deleted"}
 	}
 	scopes := []string{"user"}
 	if c, ok := jwtClaims(tok); ok && c.Scope != "" {
@@ -350,7 +352,7 @@ func (a *Sharetribe) principal(body []byte, tok string) (*Principal, error) {
 	if at.Profile.Metadata != nil {
 		claims["metadata"] = at.Profile.Metadata
 	}
-	return &Principal{
+	return &auth.Principal{
 		Authenticator: a.name,
 		Subject:       doc.Data.ID,
 		Email:         at.Email,

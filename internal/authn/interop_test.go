@@ -1,4 +1,4 @@
-package auth_test
+package authn_test
 
 // Interop with the real client libraries a user's counterpart runs: JWTs
 // from jose (through the bench issuer, a stand-in marketplace token
@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/authn"
 
 	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/config"
@@ -53,7 +55,11 @@ func freePort(t *testing.T) int {
 // from the repository root) on a free port.
 func startIssuer(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "shared", "bench", "issuer"))
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs(filepath.Join(root, "..", "shared", "bench", "issuer"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +138,7 @@ func TestInteropJoseIssuer(t *testing.T) {
 	check(httpText(t, "GET", iss+"/token?sub=u-rs&alg=RS256"), "u-rs")
 	check(httpText(t, "GET", iss+"/token?sub=u-es&alg=ES256"), "u-es")
 	a, _ := f.set.Get("extension")
-	j := a.(*auth.JWKS)
+	j := a.(*authn.JWKS)
 	if j.Fetches() != 1 {
 		t.Fatalf("fetches %d, want 1", j.Fetches())
 	}
@@ -145,13 +151,13 @@ func TestInteropJoseIssuer(t *testing.T) {
 	// 10 s minimum has passed on our clock) and the token accepted.
 	httpText(t, "POST", iss+"/rotate?alg=RS256")
 	rotated := httpText(t, "GET", iss+"/token?sub=u-rot&alg=RS256")
-	clock.Advance(auth.JWKSMinRefetch)
+	clock.Advance(authn.JWKSMinRefetch)
 	check(rotated, "u-rot")
 	if j.Fetches() != 2 {
 		t.Fatalf("fetches %d after rotation, want 2", j.Fetches())
 	}
 	httpText(t, "POST", iss+"/rotate?alg=ES256")
-	clock.Advance(auth.JWKSMinRefetch)
+	clock.Advance(authn.JWKSMinRefetch)
 	check(httpText(t, "GET", iss+"/token?sub=u-es2&alg=ES256"), "u-es2")
 }
 
@@ -160,7 +166,7 @@ func TestInteropJoseHS256(t *testing.T) {
 	dir, _ := filepath.Abs("testdata")
 	node := testutil.Node(t, dir)
 	tok := nodeOutput(t, node, dir, "jose_hs256.mjs", testHSSecret, "backlot", "backlot", "u-jose", "300")
-	a, err := auth.NewHS256("users", hsCfg(), auth.Deps{})
+	a, err := authn.NewHS256("users", hsCfg(), authn.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

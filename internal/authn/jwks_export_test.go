@@ -1,4 +1,4 @@
-package auth
+package authn
 
 // DropTokenCache empties the verified-token cache, so benchmarks can
 // measure the full verification.

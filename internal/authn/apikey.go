@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"crypto/sha256"
@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/backlothq/backlot/auth"
 
 	"github.com/backlothq/backlot/config"
 )
@@ -24,7 +26,7 @@ type apiKeyHash struct {
 	sum [sha256.Size]byte
 }
 
-var _ Authenticator = (*APIKey)(nil)
+var _ auth.Authenticator = (*APIKey)(nil)
 
 func newAPIKey(name string, cfg config.Authenticator, _ Deps) (*APIKey, error) {
 	if len(cfg.APIKeys) == 0 {
@@ -61,13 +63,13 @@ func (a *APIKey) Type() string { return config.AuthAPIKey }
 // compared with every configured hash in constant time; the loop does not
 // stop at a match, so timing says nothing about which key (or whether any)
 // matched beyond the number of keys configured.
-func (a *APIKey) Authenticate(r *http.Request) (*Principal, error) {
+func (a *APIKey) Authenticate(r *http.Request) (*auth.Principal, error) {
 	tok, ok := bearer(r)
 	if !ok {
-		return nil, ErrNoCredential
+		return nil, auth.ErrNoCredential
 	}
 	if tok == "" {
-		return nil, &Failure{Reason: "empty bearer token"}
+		return nil, &auth.Failure{Reason: "empty bearer token"}
 	}
 	sum := sha256.Sum256([]byte(tok))
 	match := -1
@@ -78,7 +80,7 @@ func (a *APIKey) Authenticate(r *http.Request) (*Principal, error) {
 	}
 	if match < 0 {
 		// A JWT is most likely meant for a token authenticator on the same route.
-		return nil, &Failure{Reason: "unknown API key", Foreign: strings.Count(tok, ".") == 2}
+		return nil, &auth.Failure{Reason: "unknown API key", Foreign: strings.Count(tok, ".") == 2}
 	}
-	return &Principal{Authenticator: a.name, Subject: a.keys[match].id}, nil
+	return &auth.Principal{Authenticator: a.name, Subject: a.keys[match].id}, nil
 }

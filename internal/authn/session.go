@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/backlothq/backlot/auth"
 
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/httpapi"
@@ -47,12 +49,12 @@ type sessionAuth struct {
 }
 
 var (
-	_ Authenticator  = (*sessionAuth)(nil)
-	_ RouteRegistrar = (*sessionAuth)(nil)
-	_ Challenger     = (*sessionAuth)(nil)
+	_ auth.Authenticator = (*sessionAuth)(nil)
+	_ RouteRegistrar     = (*sessionAuth)(nil)
+	_ Challenger         = (*sessionAuth)(nil)
 )
 
-func newSession(name string, cfg config.Authenticator, set *Set, deps Deps) (Authenticator, error) {
+func newSession(name string, cfg config.Authenticator, set *Set, deps Deps) (auth.Authenticator, error) {
 	if deps.Store == nil {
 		return nil, errors.New("a session authenticator needs a store")
 	}
@@ -154,7 +156,7 @@ func (a *sessionAuth) Challenge() string { return "Session" }
 // Authenticate accepts a request carrying a live session cookie; unsafe
 // methods must also pass the cross-origin check and present the CSRF
 // token (403 csrf_failed otherwise).
-func (a *sessionAuth) Authenticate(r *http.Request) (*Principal, error) {
+func (a *sessionAuth) Authenticate(r *http.Request) (*auth.Principal, error) {
 	id, err := a.readCookie(r)
 	if err != nil {
 		return nil, err
@@ -176,11 +178,11 @@ func (a *sessionAuth) Authenticate(r *http.Request) (*Principal, error) {
 func (a *sessionAuth) readCookie(r *http.Request) ([]byte, error) {
 	c, err := r.Cookie(a.cookie.Name)
 	if err != nil || c.Value == "" {
-		return nil, ErrNoCredential
+		return nil, auth.ErrNoCredential
 	}
 	id, err := base64.RawURLEncoding.Strict().DecodeString(c.Value)
 	if err != nil || len(id) != sessionIDBytes {
-		return nil, Invalid("malformed session cookie", nil)
+		return nil, auth.Invalid("malformed session cookie", nil)
 	}
 	return id, nil
 }
@@ -192,22 +194,22 @@ func hashID(id []byte) []byte {
 
 // load looks the session up: a Failure when it is unknown (never issued,
 // logged out, revoked) or expired.
-func (a *sessionAuth) load(ctx context.Context, id []byte) (store.Session, *Principal, error) {
+func (a *sessionAuth) load(ctx context.Context, id []byte) (store.Session, *auth.Principal, error) {
 	s, err := a.store.GetSession(ctx, hashID(id))
 	if errors.Is(err, store.ErrNotFound) {
-		return s, nil, Invalid("session not found: signed out or revoked", nil)
+		return s, nil, auth.Invalid("session not found: signed out or revoked", nil)
 	}
 	if err != nil {
 		return s, nil, fmt.Errorf("session %s: %w", a.name, err)
 	}
 	if s.Authenticator != a.name {
 		// Another session authenticator's cookie name collided with ours.
-		return s, nil, Invalid("session was issued by another authenticator", nil)
+		return s, nil, auth.Invalid("session was issued by another authenticator", nil)
 	}
 	if !a.deps.Now().Before(s.ExpiresAt) {
-		return s, nil, Invalid("session expired", nil)
+		return s, nil, auth.Invalid("session expired", nil)
 	}
-	var p Principal
+	var p auth.Principal
 	if err := json.Unmarshal(s.Principal, &p); err != nil {
 		return s, nil, fmt.Errorf("session %s: decode principal: %w", a.name, err)
 	}
@@ -247,9 +249,9 @@ func (a *sessionAuth) entries() []*entry {
 
 // loginResponse is the body of POST /auth/session.
 type loginResponse struct {
-	CSRFToken string     `json:"csrf_token"`
-	ExpiresAt time.Time  `json:"expires_at"`
-	Principal *Principal `json:"principal"`
+	CSRFToken string          `json:"csrf_token"`
+	ExpiresAt time.Time       `json:"expires_at"`
+	Principal *auth.Principal `json:"principal"`
 }
 
 // handleLogin exchanges a credential accepted by the login authenticator
@@ -267,7 +269,7 @@ func (a *sessionAuth) handleLogin(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, &httpapi.Error{Status: f.Status, Code: f.Code, Description: f.Reason, Err: f})
 		return
 	}
-	p, ok := sa.set.authenticate(w, r, sa.set.list([]string{sa.login}), Rule{})
+	p, ok := sa.set.authenticate(w, r, sa.set.list([]string{sa.login}), auth.Rule{})
 	if !ok {
 		return
 	}
@@ -368,7 +370,7 @@ func (a *sessionAuth) sweep(ctx context.Context, now time.Time) {
 // current authenticates r against the session authenticators and returns
 // the one that accepted it with the session id.
 func (a *sessionAuth) current(w http.ResponseWriter, r *http.Request) (*sessionAuth, []byte, bool) {
-	p, ok := a.set.authenticate(w, r, a.entries(), Rule{})
+	p, ok := a.set.authenticate(w, r, a.entries(), auth.Rule{})
 	if !ok {
 		return nil, nil, false
 	}

@@ -1,4 +1,4 @@
-package auth_test
+package authn_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/backlothq/backlot/internal/authn"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -54,7 +56,7 @@ func benchCases(b *testing.B) []benchCase {
 		{"jwks_rs256", get("extension"), req(bearerHdr(signJWT(b, jwt.SigningMethodRS256, "rs1", k.rsa1, extClaims(clock, nil))))},
 		{"jwks_es256", get("extension"), req(bearerHdr(signJWT(b, jwt.SigningMethodES256, "ec1", k.ec1, extClaims(clock, nil))))},
 		{"stripe_app", get("stripe"), req(map[string]string{"Stripe-User-Id": stripeTestUser, "Stripe-Account-Id": stripeTestAcct,
-			"Stripe-Signature": fmt.Sprintf("t=%d,v1=%s", now, stripeSig(stripeTestSecret, now, auth.StripeAppPayload(stripeTestUser, stripeTestAcct)))})},
+			"Stripe-Signature": fmt.Sprintf("t=%d,v1=%s", now, stripeSig(stripeTestSecret, now, authn.StripeAppPayload(stripeTestUser, stripeTestAcct)))})},
 		{"api_key", get("ops"), req(bearerHdr(testAPIKey))},
 	}
 }

@@ -1,4 +1,8 @@
-package auth
+// Package authn holds the built-in authenticators (hs256, jwks, stripe_app,
+// sharetribe, session, api_key) and the Set that runs a route's
+// authenticators in order, decides the answer, limits failures per client and
+// serves /auth/whoami. Users see only the public auth package.
+package authn
 
 import (
 	"context"
@@ -11,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/backlothq/backlot/auth"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -45,52 +51,6 @@ func (d Deps) withDefaults() Deps {
 		d.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	return d
-}
-
-// Failure is the error an authenticator returns for a credential that is
-// present but does not verify (forged, expired, wrong audience, …).
-type Failure struct {
-	// Reason is sent as error_description: why, never the credential itself.
-	Reason string
-	// Err is the cause, logged but never sent.
-	Err error
-	// Status overrides the answer's status (403 for a CSRF failure);
-	// 0 means the authenticator's invalid_status (default 401).
-	Status int
-	// Code overrides the machine code; "" means invalid_token.
-	Code string
-	// Foreign marks a credential that is probably meant for another
-	// authenticator (an RS256 token at an hs256 authenticator, a JWT at an
-	// api_key one). Such a reason is reported only when no authenticator
-	// that recognised the credential had one.
-	Foreign bool
-}
-
-func (f *Failure) Error() string {
-	if f.Err != nil {
-		return f.Reason + ": " + f.Err.Error()
-	}
-	return f.Reason
-}
-
-func (f *Failure) Unwrap() error { return f.Err }
-
-// Invalid returns a Failure for an invalid credential.
-func Invalid(reason string, err error) *Failure { return &Failure{Reason: reason, Err: err} }
-
-// Forbidden returns a Failure answered with 403 and the given code,
-// whatever the authenticator's invalid_status (a missing CSRF token).
-func Forbidden(code, reason string) *Failure {
-	return &Failure{Reason: reason, Status: http.StatusForbidden, Code: code}
-}
-
-// Rule is what a route demands of an authenticated caller.
-type Rule struct {
-	// Scopes must all be held by the principal.
-	Scopes []string
-	// Tenant, when set, must equal the principal's tenant; "*" means any
-	// non-empty tenant.
-	Tenant string
 }
 
 // Challenger is implemented by authenticators whose 401 challenge is not
@@ -134,7 +94,7 @@ const (
 const realm = "backlot"
 
 type entry struct {
-	a             Authenticator
+	a             auth.Authenticator
 	invalidStatus int
 	challenge     string
 	counters      map[string]prometheus.Counter
@@ -183,7 +143,7 @@ func NewSet(ctx context.Context, cfgs map[string]config.Authenticator, marketpla
 	slices.Sort(names)
 	build := func(name string, cfg config.Authenticator) error {
 		var (
-			a   Authenticator
+			a   auth.Authenticator
 			err error
 		)
 		switch cfg.Type {
@@ -247,9 +207,9 @@ func registerCounterVec(reg prometheus.Registerer, cv *prometheus.CounterVec) *p
 
 // Add registers a custom authenticator (for Go users of backlot). Its
 // invalid credentials are answered 401. It replaces one of the same name.
-func (s *Set) Add(a Authenticator) { s.add(a, 0) }
+func (s *Set) Add(a auth.Authenticator) { s.add(a, 0) }
 
-func (s *Set) add(a Authenticator, invalidStatus int) {
+func (s *Set) add(a auth.Authenticator, invalidStatus int) {
 	if invalidStatus != http.StatusForbidden {
 		invalidStatus = http.StatusUnauthorized
 	}
@@ -279,7 +239,7 @@ func (s *Set) add(a Authenticator, invalidStatus int) {
 }
 
 // Get returns the authenticator called name.
-func (s *Set) Get(name string) (Authenticator, bool) {
+func (s *Set) Get(name string) (auth.Authenticator, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, ok := s.entries[name]
@@ -375,7 +335,7 @@ func (s *Set) Register(mux *http.ServeMux) {
 // remembered and the next is still tried, so a route accepting two kinds of
 // bearer token works with either. The first success wins; if none
 // succeeds, the most relevant failure is answered.
-func (s *Set) Require(names []string, rule Rule) func(http.Handler) http.Handler {
+func (s *Set) Require(names []string, rule auth.Rule) func(http.Handler) http.Handler {
 	if err := s.Check(names); err != nil {
 		panic("auth.Require: " + err.Error())
 	}
@@ -386,7 +346,7 @@ func (s *Set) Require(names []string, rule Rule) func(http.Handler) http.Handler
 			if !ok {
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), p)))
+			next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), p)))
 		})
 	}
 }
@@ -398,7 +358,7 @@ func (s *Set) HandleWhoami(w http.ResponseWriter, r *http.Request) {
 	s.mu.RLock()
 	order := s.whoami
 	s.mu.RUnlock()
-	p, ok := s.authenticate(w, r, s.list(order), Rule{})
+	p, ok := s.authenticate(w, r, s.list(order), auth.Rule{})
 	if !ok {
 		return
 	}
@@ -416,7 +376,7 @@ func (s *Set) HandleWhoami(w http.ResponseWriter, r *http.Request) {
 // Authenticate runs the named authenticators against r without writing a
 // response: the Principal, or an *httpapi.Error saying how to refuse.
 // Metrics and logs are as for Require; the failure rate limit is not applied.
-func (s *Set) Authenticate(r *http.Request, names []string, rule Rule) (*Principal, error) {
+func (s *Set) Authenticate(r *http.Request, names []string, rule auth.Rule) (*auth.Principal, error) {
 	p, _, herr := s.decide(r, s.list(names), rule)
 	if herr != nil {
 		return nil, herr
@@ -425,7 +385,7 @@ func (s *Set) Authenticate(r *http.Request, names []string, rule Rule) (*Princip
 }
 
 // authenticate decides and, on refusal, writes the error envelope.
-func (s *Set) authenticate(w http.ResponseWriter, r *http.Request, entries []*entry, rule Rule) (*Principal, bool) {
+func (s *Set) authenticate(w http.ResponseWriter, r *http.Request, entries []*entry, rule auth.Rule) (*auth.Principal, bool) {
 	ip := clientIP(r)
 	now := s.deps.Now()
 	if wait, limited := s.limiter.blocked(ip, now); limited {
@@ -451,10 +411,10 @@ func (s *Set) authenticate(w http.ResponseWriter, r *http.Request, entries []*en
 
 // decide runs the authenticators. countsAsFailure says whether a refusal
 // should count against the client's failure budget.
-func (s *Set) decide(r *http.Request, entries []*entry, rule Rule) (p *Principal, countsAsFailure bool, herr *httpapi.Error) {
+func (s *Set) decide(r *http.Request, entries []*entry, rule auth.Rule) (p *auth.Principal, countsAsFailure bool, herr *httpapi.Error) {
 	ctx := r.Context()
 	var (
-		fail      *Failure
+		fail      *auth.Failure
 		failEntry *entry
 	)
 	for _, e := range entries {
@@ -479,10 +439,10 @@ func (s *Set) decide(r *http.Request, entries []*entry, rule Rule) (p *Principal
 			}
 			return pr, false, nil
 		}
-		if err == nil || errors.Is(err, ErrNoCredential) {
+		if err == nil || errors.Is(err, auth.ErrNoCredential) {
 			continue
 		}
-		var f *Failure
+		var f *auth.Failure
 		if !errors.As(err, &f) {
 			// Not a verdict on the credential: the authenticator could not
 			// decide (marketplace unreachable, body too large). Answer that.
@@ -549,7 +509,7 @@ func (s *Set) logRefusal(r *http.Request, authn, outcome, reason string, cause e
 	s.deps.Logger.InfoContext(r.Context(), "auth refused", attrs...)
 }
 
-func checkRule(p *Principal, rule Rule) *httpapi.Error {
+func checkRule(p *auth.Principal, rule auth.Rule) *httpapi.Error {
 	var missing []string
 	for _, sc := range rule.Scopes {
 		if !p.HasScope(sc) {

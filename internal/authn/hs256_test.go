@@ -1,4 +1,4 @@
-package auth_test
+package authn_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/authn"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -92,7 +94,7 @@ func TestHS256(t *testing.T) {
 func TestHS256MintAndClaims(t *testing.T) {
 	t.Parallel()
 	clock := newTestClock()
-	a, err := auth.NewHS256("users", hsCfg(), auth.Deps{Now: clock.Now})
+	a, err := authn.NewHS256("users", hsCfg(), authn.Deps{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +109,10 @@ func TestHS256MintAndClaims(t *testing.T) {
 	if p.Subject != "u1" || p.Tenant != "t1" || !p.HasScope("orders:write") || len(p.Scopes) != 2 || p.Authenticator != "users" {
 		t.Fatalf("principal %+v", p)
 	}
-	if exp, _ := p.Claims["exp"].(float64); int64(exp) != clock.Now().Add(auth.DefaultMintTTL).Unix() {
+	if exp, _ := p.Claims["exp"].(float64); int64(exp) != clock.Now().Add(authn.DefaultMintTTL).Unix() {
 		t.Fatalf("exp %v, want now+15m", p.Claims["exp"])
 	}
-	clock.Advance(auth.DefaultMintTTL + 31*time.Second)
+	clock.Advance(authn.DefaultMintTTL + 31*time.Second)
 	if _, err := a.Verify(tok); err == nil || !strings.Contains(err.Error(), "token expired") {
 		t.Fatalf("after ttl: %v", err)
 	}
@@ -120,7 +122,7 @@ func TestHS256MintAndClaims(t *testing.T) {
 	// Scope as a space-separated string and custom claim names.
 	cfg := hsCfg()
 	cfg.Claims = config.ClaimsMap{Subject: "uid", Email: "mail", Scopes: "scp"}
-	b, err := auth.NewHS256("b", cfg, auth.Deps{Now: clock.Now})
+	b, err := authn.NewHS256("b", cfg, authn.Deps{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,7 @@ func TestHS256MintAndClaims(t *testing.T) {
 
 func TestHS256ShortSecret(t *testing.T) {
 	t.Parallel()
-	_, err := auth.NewSet(context.Background(), map[string]config.Authenticator{"u": {Type: "hs256", Secret: strings.Repeat("x", 31)}}, nil, auth.Deps{})
+	_, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"u": {Type: "hs256", Secret: strings.Repeat("x", 31)}}, nil, authn.Deps{})
 	if err == nil || !strings.Contains(err.Error(), "at least 32 bytes") {
 		t.Fatalf("err = %v", err)
 	}
@@ -146,7 +148,7 @@ func TestHS256ShortSecret(t *testing.T) {
 // are refused with a Failure.
 func FuzzJWTVerify(f *testing.F) {
 	clock := newTestClock()
-	hs, err := auth.NewHS256("users", hsCfg(), auth.Deps{Now: clock.Now})
+	hs, err := authn.NewHS256("users", hsCfg(), authn.Deps{Now: clock.Now})
 	if err != nil {
 		f.Fatal(err)
 	}

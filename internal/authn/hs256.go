@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/backlothq/backlot/auth"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -37,7 +39,7 @@ type HS256 struct {
 	cache    tokenCache
 }
 
-var _ Authenticator = (*HS256)(nil)
+var _ auth.Authenticator = (*HS256)(nil)
 
 func newHS256(name string, cfg config.Authenticator, deps Deps) (*HS256, error) {
 	deps = deps.withDefaults()
@@ -85,18 +87,18 @@ func (a *HS256) Type() string { return config.AuthHS256 }
 func (a *HS256) TTL() time.Duration { return a.ttl }
 
 // Authenticate implements Authenticator.
-func (a *HS256) Authenticate(r *http.Request) (*Principal, error) {
+func (a *HS256) Authenticate(r *http.Request) (*auth.Principal, error) {
 	tok, ok := bearer(r)
 	if !ok {
-		return nil, ErrNoCredential
+		return nil, auth.ErrNoCredential
 	}
 	return a.Verify(tok)
 }
 
 // Verify checks a token string and returns its Principal.
-func (a *HS256) Verify(tok string) (*Principal, error) {
+func (a *HS256) Verify(tok string) (*auth.Principal, error) {
 	if strings.Count(tok, ".") != 2 {
-		return nil, &Failure{Reason: "malformed token", Foreign: true}
+		return nil, &auth.Failure{Reason: "malformed token", Foreign: true}
 	}
 	now := a.now()
 	if p := a.cache.get(tok, a, now); p != nil {
@@ -164,8 +166,8 @@ func claimsWithDefaults(c config.ClaimsMap) config.ClaimsMap {
 
 // principalFromClaims maps verified claims to a Principal. Scopes may be a
 // space-separated string (RFC 8693 "scope") or an array of strings.
-func principalFromClaims(name string, claims jwt.MapClaims, m config.ClaimsMap) *Principal {
-	p := &Principal{Authenticator: name, Claims: claims}
+func principalFromClaims(name string, claims jwt.MapClaims, m config.ClaimsMap) *auth.Principal {
+	p := &auth.Principal{Authenticator: name, Claims: claims}
 	p.Subject, _ = claims[m.Subject].(string)
 	p.Tenant, _ = claims[m.Tenant].(string)
 	p.Email, _ = claims[m.Email].(string)
@@ -184,8 +186,8 @@ func principalFromClaims(name string, claims jwt.MapClaims, m config.ClaimsMap) 
 
 // jwtFailure turns a golang-jwt error into a Failure with a reason fit for
 // error_description.
-func jwtFailure(err error, t *jwt.Token, allowed []string) *Failure {
-	var f *Failure
+func jwtFailure(err error, t *jwt.Token, allowed []string) *auth.Failure {
+	var f *auth.Failure
 	if errors.As(err, &f) {
 		return f // from our keyfunc
 	}
@@ -217,5 +219,5 @@ func jwtFailure(err error, t *jwt.Token, allowed []string) *Failure {
 		reason = "invalid claims"
 	}
 	// The library's messages name claims and algorithms, never the token.
-	return &Failure{Reason: reason, Err: err, Foreign: foreign}
+	return &auth.Failure{Reason: reason, Err: err, Foreign: foreign}
 }

@@ -1,4 +1,4 @@
-package auth
+package authn
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/auth"
 
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/httpapi"
@@ -142,7 +144,7 @@ func (f *stFixture) revoke(t *testing.T, tok marketplace.TokenResponse) {
 }
 
 // authn runs the authenticator on a request with the given headers.
-func (f *stFixture) authn(hdr map[string]string) (*Principal, error) {
+func (f *stFixture) authn(hdr map[string]string) (*auth.Principal, error) {
 	r := httptest.NewRequest("GET", "/api/thing", nil)
 	for k, v := range hdr {
 		r.Header.Set(k, v)
@@ -302,7 +304,7 @@ func TestSharetribeRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := f.calls.Load()
 			p, err := f.authn(tc.hdr)
-			var fail *Failure
+			var fail *auth.Failure
 			if !errors.As(err, &fail) {
 				t.Fatalf("got %+v, %v; want a *Failure", p, err)
 			}
@@ -337,7 +339,7 @@ func TestSharetribeNoCredential(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := f.authn(tc.hdr); !errors.Is(err, ErrNoCredential) {
+			if _, err := f.authn(tc.hdr); !errors.Is(err, auth.ErrNoCredential) {
 				t.Fatalf("err %v, want ErrNoCredential", err)
 			}
 		})
@@ -380,7 +382,7 @@ func TestSharetribeCache(t *testing.T) {
 		t.Fatalf("at 59 s: %v, calls %d", err, f.calls.Load())
 	}
 	f.clock.Advance(time.Second)
-	var fail *Failure
+	var fail *auth.Failure
 	if _, err := f.authn(hdr); !errors.As(err, &fail) || f.calls.Load() != 2 {
 		t.Fatalf("at 60 s: %v, calls %d; want a refusal after asking again", err, f.calls.Load())
 	}
@@ -403,7 +405,7 @@ func TestSharetribeCacheUntilTokenExpiry(t *testing.T) {
 		t.Fatalf("at 29 s: %v, calls %d", err, f.calls.Load())
 	}
 	f.clock.Advance(time.Second)
-	var fail *Failure
+	var fail *auth.Failure
 	if _, err := f.authn(hdr); !errors.As(err, &fail) || f.calls.Load() != 2 {
 		t.Fatalf("at token expiry: %v, calls %d; want a refusal after asking again", err, f.calls.Load())
 	}
@@ -456,7 +458,7 @@ func TestSharetribeMarketplaceDown(t *testing.T) {
 		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
 			f.down.Store(int64(tc.status))
 			_, err := f.authn(hdr)
-			var fail *Failure
+			var fail *auth.Failure
 			var he *httpapi.Error
 			if errors.As(err, &fail) || !errors.As(err, &he) {
 				t.Fatalf("err %v, want an *httpapi.Error and no Failure", err)
@@ -518,7 +520,7 @@ func TestSharetribeCacheBounded(t *testing.T) {
 	f := stSetup(t, time.Hour)
 	exp := f.clock.Now().Add(time.Minute)
 	for i := range sharetribeCacheMax + 100 {
-		f.a.store(sha256.Sum256([]byte(fmt.Sprint(i))), sharetribeEntry{p: &Principal{}, expires: exp})
+		f.a.store(sha256.Sum256([]byte(fmt.Sprint(i))), sharetribeEntry{p: &auth.Principal{}, expires: exp})
 	}
 	f.a.mu.Lock()
 	n := len(f.a.cache)
@@ -555,10 +557,11 @@ func FuzzParseSDKCookie(f *testing.F) {
 // authenticates with the cookie it wrote. Needs Node; skipped without it
 // except under CI=true.
 func TestSharetribeSDKCookie(t *testing.T) {
-	dir, err := filepath.Abs(filepath.Join("..", "internal", "sandbox", "marketplace", "testdata", "sdk"))
+	root, err := testutil.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := filepath.Join(root, "internal", "sandbox", "marketplace", "testdata", "sdk")
 	node := testutil.Node(t, dir)
 	f := stSetup(t, time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -605,9 +608,9 @@ func TestSharetribeThroughSet(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	set.Register(mux)
-	mux.Handle("GET /api/me", set.Require([]string{"shoppers"}, Rule{Scopes: []string{"user"}})(
+	mux.Handle("GET /api/me", set.Require([]string{"shoppers"}, auth.Rule{Scopes: []string{"user"}})(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p, _ := FromContext(r.Context())
+			p, _ := auth.FromContext(r.Context())
 			fmt.Fprintf(w, "%s %t", p.Subject, p.RefreshToken != "")
 		})))
 	app := httptest.NewServer(mux)
@@ -686,7 +689,7 @@ func TestSharetribeCookieCrossOrigin(t *testing.T) {
 				}
 				return
 			}
-			var fail *Failure
+			var fail *auth.Failure
 			if !errors.As(err, &fail) || fail.Code != "csrf_failed" {
 				t.Fatalf("want csrf_failed refusal, got %v %v", p, err)
 			}

@@ -293,7 +293,24 @@ type Jobs struct {
 }
 
 // Enqueue adds a job and returns once it is durably committed. payload
-// must be JSON.
+// must be JSON. Concurrent calls share one commit. Errors match
+// jobs.ErrInvalidPayload and jobs.ErrUnknownQueue.
 func (j *Jobs) Enqueue(ctx context.Context, kind string, payload []byte, opts *jobs.EnqueueOpts) (jobs.EnqueueResult, error) {
 	return j.engine.Enqueue(ctx, kind, payload, opts)
+}
+
+// EnqueueTx adds a job inside tx (see App.WriteTx): the job exists once tx
+// commits, and not at all if it rolls back.
+func (j *Jobs) EnqueueTx(ctx context.Context, tx *Tx, kind string, payload []byte, opts *jobs.EnqueueOpts) (jobs.EnqueueResult, error) {
+	return j.engine.EnqueueTx(ctx, tx.tx, kind, payload, opts)
+}
+
+// Get returns one job; an error matching jobs.ErrNotFound when no job has
+// that id (retention may have deleted it).
+func (j *Jobs) Get(ctx context.Context, id int64) (*jobs.Job, error) {
+	job, err := j.engine.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("job %d: %w", id, jobs.ErrNotFound)
+	}
+	return job, err
 }

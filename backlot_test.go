@@ -60,7 +60,7 @@ func TestFrameworkAPI(t *testing.T) {
 		payload := fmt.Sprintf(`{"by":%q,"item":%s}`, p.Subject, r.PathValue("id"))
 		res, err := app.Jobs().Enqueue(r.Context(), "items.close", []byte(payload), nil)
 		if err != nil {
-			http.Error(w, err.Error(), 500)
+			backlot.WriteError(w, r, err)
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -132,4 +132,155 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "authenticators.users.secret") {
 		t.Fatalf("New accepted a short hs256 secret, or not as a config error: %v", err)
 	}
+}
+
+// newApp builds an App on a fresh SQLite file with one API-key
+// authenticator, for the tests below.
+func newApp(t *testing.T) *backlot.App {
+	t.Helper()
+	cfg := &config.Config{
+		Server: config.Server{Listen: "127.0.0.1:0"},
+		Store:  config.Store{URL: "sqlite://" + filepath.Join(t.TempDir(), "app.db")},
+	}
+	app, err := backlot.New(backlot.WithConfig(cfg), backlot.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	return app
+}
+
+// TestWriteError: a handler's *backlot.Error becomes the envelope with its
+// fields; any other error is a 500 whose text is never sent.
+func TestWriteError(t *testing.T) {
+	t.Parallel()
+	app := newApp(t)
+	cases := []struct {
+		name       string
+		err        error
+		status     int
+		want, deny []string
+	}{
+		{"coded", backlot.NewError(404, "order_not_found", "no order %q", "o-9"), 404,
+			[]string{`"error_code":404`, `"error":"order_not_found"`, `"error_description":"no order \"o-9\""`, `"error_message":"Not found."`, `"request_id":"`}, nil},
+		{"wrapped with message and original", fmt.Errorf("charging: %w", &backlot.Error{Status: 402, Code: "card_declined",
+			Message: "Your card was declined.", Original: json.RawMessage(`{"error":"declined","error_code":1003}`)}), 402,
+			[]string{`"error":"card_declined"`, `"error_message":"Your card was declined."`, `"original_error":{"error":"declined","error_code":1003}`}, nil},
+		{"plain error leaks nothing", errors.New("pq: password authentication failed for user admin"), 500,
+			[]string{`"error":"internal_error"`}, []string{"password", "admin"}},
+	}
+	for i, c := range cases {
+		app.Handle(fmt.Sprintf("GET /t/%d", i), nil, func(w http.ResponseWriter, r *http.Request) { backlot.WriteError(w, r, c.err) })
+	}
+	srv := httptestServer(t, app.Handler())
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, err := http.Get(fmt.Sprintf("%s/t/%d", srv, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("status %d type %q, want %d json: %s", resp.StatusCode, resp.Header.Get("Content-Type"), c.status, b)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("body lacks %s: %s", w, b)
+				}
+			}
+			for _, d := range c.deny {
+				if strings.Contains(string(b), d) {
+					t.Errorf("body leaks %q: %s", d, b)
+				}
+			}
+		})
+	}
+	if !errors.Is(fmt.Errorf("x: %w", backlot.NewError(404, "order_not_found", "a")), &backlot.Error{Status: 404, Code: "order_not_found"}) {
+		t.Error("errors.Is does not match an *Error by status and code")
+	}
+}
+
+// TestWriteTxEnqueueTx: a row and a job written in one transaction commit
+// together or not at all.
+func TestWriteTxEnqueueTx(t *testing.T) {
+	t.Parallel()
+	app := newApp(t)
+	ctx := context.Background()
+	if err := app.WriteTx(ctx, func(tx *backlot.Tx) error {
+		_, err := tx.Exec(ctx, `CREATE TABLE orders (id TEXT PRIMARY KEY)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	place := func(id string, fail error) (jobs.EnqueueResult, error) {
+		var res jobs.EnqueueResult
+		err := app.WriteTx(ctx, func(tx *backlot.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO orders (id) VALUES ($1)`, id); err != nil {
+				return err
+			}
+			var err error
+			if res, err = app.Jobs().EnqueueTx(ctx, tx, "order.placed", []byte(`{"id":"`+id+`"}`), nil); err != nil {
+				return err
+			}
+			return fail
+		})
+		return res, err
+	}
+	kept, err := place("o1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := app.Jobs().Get(ctx, kept.ID); err != nil || j.Kind != "order.placed" {
+		t.Fatalf("committed job: %+v %v", j, err)
+	}
+	boom := errors.New("boom")
+	dropped, err := place("o2", boom)
+	if !errors.Is(err, boom) {
+		t.Fatalf("rollback: %v", err)
+	}
+	if _, err := app.Jobs().Get(ctx, dropped.ID); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("rolled-back job: %v, want jobs.ErrNotFound", err)
+	}
+	var id string
+	err = app.WriteTx(ctx, func(tx *backlot.Tx) error {
+		return tx.QueryRow(ctx, `SELECT id FROM orders WHERE id = $1`, "o2").Scan(&id)
+	})
+	if !errors.Is(err, backlot.ErrNotFound) {
+		t.Fatalf("rolled-back row: %v, want backlot.ErrNotFound", err)
+	}
+}
+
+// TestEnqueueErrors: the errors a Go user matches are public sentinels.
+func TestEnqueueErrors(t *testing.T) {
+	t.Parallel()
+	app := newApp(t)
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		payload string
+		opts    *jobs.EnqueueOpts
+		want    error
+	}{
+		{"not json", `{"a":`, nil, jobs.ErrInvalidPayload},
+		{"unknown queue", `{}`, &jobs.EnqueueOpts{Queue: "nope"}, jobs.ErrUnknownQueue},
+	}
+	for _, c := range cases {
+		if _, err := app.Jobs().Enqueue(ctx, "k", []byte(c.payload), c.opts); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+// httptestServer serves h on loopback until the test ends.
+func httptestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
 }

@@ -96,12 +96,12 @@ const (
 	maxErrorLen = 4000
 )
 
-// ErrUnknownQueue is returned by Enqueue for a queue not in jobs.queues:
-// no worker would ever fetch it.
-var ErrUnknownQueue = errors.New("unknown queue")
-
-// ErrInvalidPayload is returned by Enqueue for a payload that is not JSON.
-var ErrInvalidPayload = errors.New("payload is not valid JSON")
+// The enqueue errors are the public sentinels of package jobs, so a Go
+// user matches them with errors.Is without importing the engine.
+var (
+	ErrUnknownQueue   = jobs.ErrUnknownQueue
+	ErrInvalidPayload = jobs.ErrInvalidPayload
+)
 
 // Deps are the engine's collaborators. Zero fields get defaults.
 type Deps struct {

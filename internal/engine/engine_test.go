@@ -17,7 +17,6 @@ import (
 
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/store"
-	"github.com/backlothq/backlot/internal/store/postgres"
 	"github.com/backlothq/backlot/internal/store/sqlite"
 	"github.com/backlothq/backlot/internal/testutil"
 	"github.com/backlothq/backlot/jobs"
@@ -295,31 +294,16 @@ func TestEnqueueTx(t *testing.T) {
 			*out = r
 			return err
 		}
-		switch s := st.(type) {
-		case *sqlite.DB:
-			if err := s.WriteTx(ctx, func(tx *sql.Tx) error { return enq(tx, "kept", &kept) }); err != nil {
-				t.Fatal(err)
+		if err := st.RunTx(ctx, func(tx store.Tx) error { return enq(tx, "kept", &kept) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RunTx(ctx, func(tx store.Tx) error {
+			if err := enq(tx, "dropped", &dropped); err != nil {
+				return err
 			}
-			if err := s.WriteTx(ctx, func(tx *sql.Tx) error {
-				if err := enq(tx, "dropped", &dropped); err != nil {
-					return err
-				}
-				return rollback
-			}); !errors.Is(err, rollback) {
-				t.Fatal(err)
-			}
-		case *postgres.DB:
-			if err := s.WriteTx(ctx, func(tx pgx.Tx) error { return enq(tx, "kept", &kept) }); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.WriteTx(ctx, func(tx pgx.Tx) error {
-				if err := enq(tx, "dropped", &dropped); err != nil {
-					return err
-				}
-				return rollback
-			}); !errors.Is(err, rollback) {
-				t.Fatal(err)
-			}
+			return rollback
+		}); !errors.Is(err, rollback) {
+			t.Fatal(err)
 		}
 		if j, err := st.GetJob(ctx, kept.ID); err != nil || j.Kind != "kept" {
 			t.Fatalf("committed job: %v", err)
@@ -330,20 +314,18 @@ func TestEnqueueTx(t *testing.T) {
 		if _, err := st.GetJob(ctx, dropped.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("rolled-back job: %v, want ErrNotFound", err)
 		}
-		if _, err := b.e.EnqueueTx(ctx, "not a tx", "k", nil, nil); err == nil {
-			t.Fatal("EnqueueTx with a string for tx: want an error")
+		if _, err := b.e.EnqueueTx(ctx, foreignTx{}, "k", []byte(`{}`), nil); err == nil {
+			t.Fatal("EnqueueTx with a transaction the store did not begin: want an error")
 		}
 		// Once the store has served the engine (statements cached on
 		// SQLite), EnqueueTx still works inside a caller's transaction.
 		enqueue(t, b.e, "warm", `{}`, nil)
-		if s, ok := st.(*sqlite.DB); ok {
-			var again jobs.EnqueueResult
-			if err := s.WriteTx(ctx, func(tx *sql.Tx) error { return enq(tx, "again", &again) }); err != nil {
-				t.Fatal(err)
-			}
-			if j, err := st.GetJob(ctx, again.ID); err != nil || j.Kind != "again" {
-				t.Fatalf("EnqueueTx after warm-up: %v", err)
-			}
+		var again jobs.EnqueueResult
+		if err := st.RunTx(ctx, func(tx store.Tx) error { return enq(tx, "again", &again) }); err != nil {
+			t.Fatal(err)
+		}
+		if j, err := st.GetJob(ctx, again.ID); err != nil || j.Kind != "again" {
+			t.Fatalf("EnqueueTx after warm-up: %v", err)
 		}
 	})
 }
@@ -879,3 +861,9 @@ func TestDirtyText(t *testing.T) {
 		}
 	})
 }
+
+// foreignTx is a store.Tx no store began.
+type foreignTx struct{}
+
+func (foreignTx) Exec(context.Context, string, ...any) (int64, error) { return 0, nil }
+func (foreignTx) QueryRow(context.Context, string, ...any) store.Row  { return nil }

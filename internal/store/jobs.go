@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/backlothq/backlot/jobs"
@@ -14,13 +13,9 @@ import (
 const JobsChannel = "backlot_jobs"
 
 // ErrJobState is returned when a job is not in a state the operation
-// applies to (retrying a completed job, cancelling a failed one).
-var ErrJobState = errors.New("job is not in a state that allows this")
-
-// Tx is a caller's open transaction, for the Tx twins of writes: a
-// *sql.Tx begun on the SQLite store's writer (sqlite.DB.WriteTx) or a pgx.Tx
-// on the PostgreSQL store. Any other value is an error.
-type Tx = any
+// applies to (retrying a completed job, cancelling a failed one). It is
+// the public jobs.ErrJobState, so callers outside match it too.
+var ErrJobState = jobs.ErrJobState
 
 // JobStore is the job engine's persistence (SPEC 5.5): group-commit inserts
 // with dedupe, fetch with leases, batched state transitions, retention.

@@ -49,6 +49,11 @@ type Store interface {
 	// SetMeta inserts or replaces a backlot_meta row.
 	SetMeta(ctx context.Context, key, value string) error
 
+	// RunTx runs fn in one write transaction and commits if it returns
+	// nil; otherwise (or on panic) it rolls back. It is what the Go API's
+	// App.WriteTx hands to users, and the transaction InsertJobsTx joins.
+	RunTx(ctx context.Context, fn func(Tx) error) error
+
 	SessionStore
 	JobStore
 	LeaderStore
@@ -94,4 +99,21 @@ func ParseURL(u string) (backend, dsn string, err error) {
 	default:
 		return "", "", fmt.Errorf("store url %q: want sqlite://path or postgres://…", u)
 	}
+}
+
+// Tx is an open write transaction on either backend, for the transaction
+// twins of writes (InsertJobsTx) and a Go user's own statements in the same
+// commit. Queries use $1, $2, … placeholders on both backends (SQLite reads
+// $N as a numbered parameter). Only the store that began a Tx accepts it.
+type Tx interface {
+	// Exec runs a statement and returns the number of rows it affected.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	// QueryRow runs a query expected to return at most one row; its Scan
+	// returns ErrNotFound when there is none.
+	QueryRow(ctx context.Context, query string, args ...any) Row
+}
+
+// Row is the result of Tx.QueryRow.
+type Row interface {
+	Scan(dest ...any) error
 }

@@ -92,12 +92,13 @@ func (db *DB) InsertJobs(ctx context.Context, now time.Time, batch []store.JobIn
 	return res, nil
 }
 
-// InsertJobsTx inserts a batch inside the caller's pgx.Tx; the NOTIFY is
-// delivered when the caller commits.
+// InsertJobsTx inserts a batch inside the caller's transaction, which must
+// have been begun by this store (RunTx); the NOTIFY is delivered when the
+// caller commits.
 func (db *DB) InsertJobsTx(ctx context.Context, tx store.Tx, now time.Time, batch []store.JobInsert) ([]jobs.EnqueueResult, error) {
-	t, ok := tx.(pgx.Tx)
-	if !ok {
-		return nil, fmt.Errorf("insert jobs: postgres needs a pgx.Tx, got %T", tx)
+	t, err := db.pgxTx(tx)
+	if err != nil {
+		return nil, fmt.Errorf("insert jobs: %w", err)
 	}
 	res, err := insertJobs(ctx, t, now, batch)
 	if err != nil {

@@ -260,12 +260,12 @@ func (db *DB) InsertJobs(ctx context.Context, now time.Time, batch []store.JobIn
 	return res, nil
 }
 
-// InsertJobsTx inserts a batch inside the caller's *sql.Tx, which must have
-// been begun on this store's writer (WriteTx).
+// InsertJobsTx inserts a batch inside the caller's transaction, which must
+// have been begun by this store (RunTx).
 func (db *DB) InsertJobsTx(ctx context.Context, tx store.Tx, now time.Time, batch []store.JobInsert) ([]jobs.EnqueueResult, error) {
-	t, ok := tx.(*sql.Tx)
-	if !ok {
-		return nil, fmt.Errorf("insert jobs: sqlite needs a *sql.Tx, got %T", tx)
+	t, err := db.sqlTx(tx)
+	if err != nil {
+		return nil, fmt.Errorf("insert jobs: %w", err)
 	}
 	// No prepareJobStmts here: the caller's transaction holds the writer.
 	res, err := db.insertJobs(ctx, t, now, batch)

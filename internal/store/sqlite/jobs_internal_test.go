@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -175,7 +174,7 @@ func TestInsertJobsTxChunks(t *testing.T) {
 		batch[i] = store.JobInsert{Kind: "k", Queue: "q", Payload: payloadOf(i), MaxAttempts: 1, DedupeKey: fmt.Sprintf("k-%d", i%150)}
 	}
 	var res []jobs.EnqueueResult
-	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := db.RunTx(ctx, func(tx store.Tx) error {
 		var err error
 		res, err = db.InsertJobsTx(ctx, tx, time.Now(), batch)
 		return err

@@ -210,8 +210,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// AddClient registers c, replacing any client with the same ID. Reset keeps
-// clients added this way only if they were in Options.Clients.
+// AddClient registers c, replacing any client with the same ID, for
+// callers that learn a redirect URI (a port) only after New. Reset forgets
+// clients added this way and restores those of Options.Clients.
 func (s *Server) AddClient(c Client) {
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.Scopes = slices.Clone(c.Scopes)

@@ -17,21 +17,21 @@ import (
 // one with only Latency delays the real answer.
 type Fault struct {
 	// Status is the status to answer: 429 or 500-599. 0: no status fault.
-	Status int `json:"status,omitempty"`
+	Status int
 	// RetryAfter is sent as Retry-After (whole seconds, rounded up). Zero
 	// with Status 429 sends 1 s, as rate limiters always say when to
 	// come back; zero with a 5xx sends none.
-	RetryAfter time.Duration `json:"-"`
+	RetryAfter time.Duration
 	// Latency delays the answer, faulty or not. A Latency longer than the
 	// client's timeout simulates a server that does not answer in time; the
 	// wait ends early when the client goes away.
-	Latency time.Duration `json:"-"`
+	Latency time.Duration
 	// OAuthError makes the route answer 200 with {"error": OAuthError,
 	// "error_description": ...}. Ignored when Status is set.
-	OAuthError string `json:"oauth_error,omitempty"`
+	OAuthError string
 	// Count is how many requests the fault applies to; 0 means until
 	// cleared.
-	Count int `json:"count,omitempty"`
+	Count int
 }
 
 // faultJSON is a Fault as POST /_sim/faults takes it: durations as

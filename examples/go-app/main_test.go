@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backlothq/backlot/jobs"
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/open"
+	"github.com/backlothq/backlot/jobs"
 	"github.com/golang-jwt/jwt/v5"
 )
 

@@ -9,13 +9,13 @@ import (
 
 // Sentinels an *APIError matches with errors.Is, by HTTP status.
 var (
-	ErrValidation   = errors.New("sharetribe: invalid request")      // 400
-	ErrUnauthorized = errors.New("sharetribe: unauthorized")         // 401
-	ErrForbidden    = errors.New("sharetribe: forbidden")            // 403
-	ErrNotFound     = errors.New("sharetribe: not found")            // 404
-	ErrConflict     = errors.New("sharetribe: conflict")             // 409
-	ErrRateLimited  = errors.New("sharetribe: rate limited")         // 429
-	ErrServer       = errors.New("sharetribe: server error")         // 5xx
+	ErrValidation   = errors.New("sharetribe: invalid request") // 400
+	ErrUnauthorized = errors.New("sharetribe: unauthorized")    // 401
+	ErrForbidden    = errors.New("sharetribe: forbidden")       // 403
+	ErrNotFound     = errors.New("sharetribe: not found")       // 404
+	ErrConflict     = errors.New("sharetribe: conflict")        // 409
+	ErrRateLimited  = errors.New("sharetribe: rate limited")    // 429
+	ErrServer       = errors.New("sharetribe: server error")    // 5xx
 )
 
 // ErrorDetail is one entry of Sharetribe's error body

@@ -456,7 +456,10 @@ func TestErrorMapping(t *testing.T) {
 		is     error
 	}{
 		{"400 validation", func() error { _, err := f.c.ShowUser(ctx, "not-a-uuid"); return err }, 400, "validation-invalid-params", ErrValidation},
-		{"400 page size", func() error { _, err := f.c.QueryListings(ctx, ListingsQuery{PageParams: PageParams{PerPage: 101}}); return err }, 400, "validation-invalid-params", ErrValidation},
+		{"400 page size", func() error {
+			_, err := f.c.QueryListings(ctx, ListingsQuery{PageParams: PageParams{PerPage: 101}})
+			return err
+		}, 400, "validation-invalid-params", ErrValidation},
 		{"401", func() error { _, err := f.c.CurrentUser(ctx, "garbage"); return err }, 401, "auth-invalid-access-token", ErrUnauthorized},
 		{"403", func() error { _, err := f.c.CurrentUser(ctx, anon.AccessToken); return err }, 403, "forbidden", ErrForbidden},
 		{"404", func() error { _, err := f.c.ShowUser(ctx, "9e1a5c3e-0000-4000-8000-000000000000"); return err }, 404, "not-found", ErrNotFound},

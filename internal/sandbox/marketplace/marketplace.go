@@ -253,22 +253,24 @@ func (m *Marketplace) routes() {
 	m.mux.HandleFunc("/", m.handleNotSimulated)
 }
 
-// ServeHTTP implements http.Handler: fault injection and rate limits
+// ServeHTTP implements http.Handler: rate limits and fault injection
 // first, then the route.
 func (m *Marketplace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_sim/") {
 		m.mux.ServeHTTP(w, r)
 		return
 	}
-	if !m.applyFault(w, r) {
-		return
-	}
+	// Admission first, so an injected latency counts as time in flight,
+	// as a slow answer from the real service would.
 	if isAPIPath(r.URL.Path) {
 		done, ok := m.admit(w, r)
 		if !ok {
 			return
 		}
 		defer done()
+	}
+	if !m.applyFault(w, r) {
+		return
 	}
 	m.mux.ServeHTTP(w, r)
 }

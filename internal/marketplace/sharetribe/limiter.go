@@ -74,7 +74,7 @@ type LocalLimiter struct {
 var _ Limiter = (*LocalLimiter)(nil)
 
 // NewLocalLimiter returns a limiter that keeps to l. A burst below 1 is
-// taken as 1.
+// taken as 1; a rate of zero allows the burst and then nothing more.
 func NewLocalLimiter(l Limits) *LocalLimiter {
 	return &LocalLimiter{
 		query:   rate.NewLimiter(rate.Limit(l.QueriesPerSecond), max(l.QueryBurst, 1)),

@@ -1,12 +1,18 @@
 // Package marketplace is a local stand-in for a Sharetribe marketplace: the
-// Authentication API (/v1/auth/...) and the Marketplace API
-// (/v1/api/...), with users, passwords and tokens held in memory. It speaks
-// JSON (not Transit) with the paths, shapes and errors of the real service,
-// so backlot's Sharetribe client and authenticator can be tested over real
-// HTTP and `backlot dev` can run without a Sharetribe account.
+// Authentication API (/v1/auth/...), a subset of the Marketplace API
+// (/v1/api/...) and of the Integration API (/v1/integration_api/...), with
+// users, listings, transactions, tokens and events held in memory. It
+// speaks JSON (and Transit, which the Sharetribe SDKs ask for) with the
+// paths, shapes and errors of the real service, so backlot's Sharetribe
+// client and authenticator can be tested over real HTTP and `backlot dev`
+// can run without a Sharetribe account.
 //
-// Listings, transactions, events and the Integration API's resources are
-// not simulated yet; the token endpoint already issues integration tokens.
+// Like the real service it can rate-limit per client IP (Options.RateLimits,
+// DevRateLimits), keeps events for a retention period on the injected
+// clock, and refuses with Sharetribe's error body. For tests it adds fault
+// injection per route (Marketplace.InjectFault, /_sim/faults), a reset
+// (/_sim/reset) and request counters (Marketplace.Stats); any route it does
+// not know answers 404 with the list of routes it does.
 package marketplace
 
 import (
@@ -17,6 +23,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -52,9 +59,23 @@ type Options struct {
 	// AccessTokenTTL is the lifetime of every access token. Default
 	// AccessTokenTTLDefault (24 h). Refresh tokens do not expire.
 	AccessTokenTTL time.Duration
-	// Now is the clock. Default time.Now.
+	// Now is the clock: token expiry, event timestamps and retention, and
+	// the rate limiter's buckets all read it. Default time.Now.
 	Now func() time.Time
+	// EventRetention is how long events stay queryable. Default
+	// EventRetentionDefault (7 days, as in Sharetribe's dev and test
+	// environments; live keeps 90).
+	EventRetention time.Duration
+	// RateLimits, when set, limits the Marketplace and Integration APIs per
+	// client IP as Sharetribe does, answering 429 with Retry-After.
+	// DevRateLimits returns the dev and test environments' limits.
+	// Default nil: unlimited, so unit tests need not pace themselves.
+	RateLimits *RateLimits
 }
+
+// EventRetentionDefault is how long events are kept unless
+// Options.EventRetention says otherwise.
+const EventRetentionDefault = 7 * 24 * time.Hour
 
 // Profile is a user's profile as Sharetribe stores it.
 type Profile struct {
@@ -76,6 +97,7 @@ type user struct {
 	passwordHash  [32]byte
 	emailVerified bool
 	banned        bool
+	deleted       bool
 	createdAt     time.Time
 	profile       Profile
 }
@@ -106,11 +128,28 @@ type Marketplace struct {
 	mux        *http.ServeMux
 	signingKey []byte
 
-	mu       sync.Mutex
-	users    map[string]*user // by id
-	byEmail  map[string]string
-	access   map[string]*accessToken
-	sessions map[string]*session // by current refresh token
+	routeList []string // the routes it answers, for "not simulated" errors
+
+	mu           sync.Mutex
+	users        map[string]*user // by id
+	userOrder    []string         // ids in creation order
+	byEmail      map[string]string
+	access       map[string]*accessToken
+	sessions     map[string]*session // by current refresh token
+	listings     map[string]*listing
+	listingOrder []string
+	txs          map[string]*transaction
+	txOrder      []string
+	events       []*event // ascending sequence ids
+	lastSeq      int64
+
+	// ctl guards the request-level machinery, apart from the data so a
+	// slow or hanging fault never holds up other requests.
+	ctl      sync.Mutex
+	faults   []*fault
+	buckets  map[string]*clientBuckets // by client IP
+	stats    statsState
+	inFlight map[string]int
 }
 
 // New returns a Marketplace with no users.
@@ -121,32 +160,118 @@ func New(opts Options) *Marketplace {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = EventRetentionDefault
+	}
 	m := &Marketplace{
 		opts:       opts,
 		mux:        http.NewServeMux(),
 		signingKey: []byte(newToken()),
-		users:      map[string]*user{},
-		byEmail:    map[string]string{},
-		access:     map[string]*accessToken{},
-		sessions:   map[string]*session{},
 	}
+	m.resetData()
+	m.resetControl()
 	m.routes()
 	return m
 }
 
-func (m *Marketplace) routes() {
-	m.mux.HandleFunc("POST /v1/auth/token", m.handleToken)
-	m.mux.HandleFunc("POST /v1/auth/revoke", m.handleRevoke)
-	m.mux.HandleFunc("GET /v1/api/current_user/show", m.handleCurrentUserShow)
-	// Anything else under the API prefixes answers in Sharetribe's error
-	// format rather than the mux's plain-text 404.
-	m.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeAPIError(w, r, http.StatusNotFound, "not-found", "Not found")
-	})
+// resetData empties every table. Callers hold m.mu (or own m).
+func (m *Marketplace) resetData() {
+	m.users = map[string]*user{}
+	m.userOrder = nil
+	m.byEmail = map[string]string{}
+	m.access = map[string]*accessToken{}
+	m.sessions = map[string]*session{}
+	m.listings = map[string]*listing{}
+	m.listingOrder = nil
+	m.txs = map[string]*transaction{}
+	m.txOrder = nil
+	m.events = nil
+	m.lastSeq = 0
 }
 
-// ServeHTTP implements http.Handler.
+// resetControl drops faults, rate-limit buckets and counters. Callers hold
+// m.ctl (or own m).
+func (m *Marketplace) resetControl() {
+	m.faults = nil
+	m.buckets = map[string]*clientBuckets{}
+	m.stats = statsState{perSecond: map[int64]*SecondStats{}}
+	m.inFlight = map[string]int{}
+}
+
+// Reset forgets everything: users, listings, transactions, events, tokens,
+// faults, rate-limit state and counters, as if the simulator were new.
+// Sequence ids start again at 1.
+func (m *Marketplace) Reset() {
+	m.mu.Lock()
+	m.resetData()
+	m.mu.Unlock()
+	m.ctl.Lock()
+	m.resetControl()
+	m.ctl.Unlock()
+}
+
+func (m *Marketplace) handle(pattern string, h http.HandlerFunc) {
+	m.mux.HandleFunc(pattern, h)
+	m.routeList = append(m.routeList, pattern)
+}
+
+func (m *Marketplace) routes() {
+	m.handle("POST /v1/auth/token", m.handleToken)
+	m.handle("POST /v1/auth/revoke", m.handleRevoke)
+
+	m.handle("GET /v1/api/current_user/show", m.handleCurrentUserShow)
+	m.handle("POST /v1/api/current_user/update_profile", m.handleCurrentUserUpdateProfile)
+	m.handle("GET /v1/api/listings/query", m.handleMarketplaceListingsQuery)
+
+	m.handle("GET /v1/integration_api/users/show", m.handleUsersShow)
+	m.handle("GET /v1/integration_api/users/query", m.handleUsersQuery)
+	m.handle("POST /v1/integration_api/users/update_profile", m.handleUsersUpdateProfile)
+	m.handle("GET /v1/integration_api/listings/show", m.handleListingsShow)
+	m.handle("GET /v1/integration_api/listings/query", m.handleListingsQuery)
+	m.handle("POST /v1/integration_api/listings/update", m.handleListingsUpdate)
+	m.handle("POST /v1/integration_api/listings/open", m.listingStateHandler("open"))
+	m.handle("POST /v1/integration_api/listings/close", m.listingStateHandler("close"))
+	m.handle("POST /v1/integration_api/listings/approve", m.listingStateHandler("approve"))
+	m.handle("GET /v1/integration_api/transactions/query", m.handleTransactionsQuery)
+	m.handle("POST /v1/integration_api/transactions/transition", m.handleTransactionsTransition)
+	m.handle("GET /v1/integration_api/events/query", m.handleEventsQuery)
+
+	m.handle("GET /_sim/faults", m.handleFaultsList)
+	m.handle("POST /_sim/faults", m.handleFaultsAdd)
+	m.handle("DELETE /_sim/faults", m.handleFaultsClear)
+	m.handle("POST /_sim/reset", m.handleReset)
+	m.handle("GET /_sim/stats", m.handleStats)
+
+	// Anything else under the API prefixes answers in Sharetribe's error
+	// format (what its SDKs read); anything else at all says it is not
+	// simulated and lists what is.
+	for _, prefix := range []string{"/v1/api/", "/v1/integration_api/", "/v1/auth/"} {
+		m.mux.HandleFunc(prefix, func(w http.ResponseWriter, r *http.Request) {
+			writeAPIError(w, r, http.StatusNotFound, "not-found", "Not found")
+		})
+	}
+	m.mux.HandleFunc("/", m.handleNotSimulated)
+}
+
+// ServeHTTP implements http.Handler: rate limits and fault injection
+// first, then the route.
 func (m *Marketplace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_sim/") {
+		m.mux.ServeHTTP(w, r)
+		return
+	}
+	// Admission first, so an injected latency counts as time in flight,
+	// as a slow answer from the real service would.
+	if isAPIPath(r.URL.Path) {
+		done, ok := m.admit(w, r)
+		if !ok {
+			return
+		}
+		defer done()
+	}
+	if !m.applyFault(w, r) {
+		return
+	}
 	m.mux.ServeHTTP(w, r)
 }
 
@@ -164,10 +289,16 @@ func (m *Marketplace) AddUser(email, password string, profile Profile) string {
 		createdAt:     m.opts.Now().UTC().Truncate(time.Millisecond),
 		profile:       profile,
 	}
+	u.profile.PublicData = maps.Clone(profile.PublicData)
+	u.profile.ProtectedData = maps.Clone(profile.ProtectedData)
+	u.profile.PrivateData = maps.Clone(profile.PrivateData)
+	u.profile.Metadata = maps.Clone(profile.Metadata)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.users[u.id] = u
+	m.userOrder = append(m.userOrder, u.id)
 	m.byEmail[strings.ToLower(email)] = u.id
+	m.emit(eventUserCreated, sourceMarketplaceAPI, u.id, "user", userResource(u, true), map[string]any{}, u.id, m.opts.ClientID)
 	return u.id
 }
 

@@ -60,7 +60,9 @@ type Options struct {
 	// CallbackSource is the local address callbacks are sent from, so a
 	// receiver's source allow-list is exercised for real (Linux routes all
 	// of 127.0.0.0/8 to the loopback interface). 0.0.0.0 lets the system
-	// choose. Default CallbackSourceDefault (127.0.0.2).
+	// choose, as it must for a receiver that is not on loopback or is on
+	// IPv6 (an IPv4 source cannot reach [::1]). Default
+	// CallbackSourceDefault (127.0.0.2).
 	CallbackSource netip.Addr
 	// CallbackAttempts is how many times a callback is sent before giving
 	// up (the first try included). Default CallbackAttemptsDefault.

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -80,12 +79,8 @@ func (db *DB) relaxedTx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 // InsertJobs inserts a batch in one transaction and NOTIFYs once.
 func (db *DB) InsertJobs(ctx context.Context, now time.Time, batch []store.JobInsert) ([]jobs.EnqueueResult, error) {
-	var res []jobs.EnqueueResult
-	err := db.WriteTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		res, err = insertJobs(ctx, tx, now, batch)
-		return err
-	})
+	res, err := store.InTxResult(func(fn func(pgx.Tx) error) error { return db.WriteTx(ctx, fn) },
+		func(tx pgx.Tx) ([]jobs.EnqueueResult, error) { return insertJobs(ctx, tx, now, batch) })
 	if err != nil {
 		return nil, fmt.Errorf("insert %d jobs: %w", len(batch), err)
 	}
@@ -278,12 +273,7 @@ func (db *DB) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*jobs.Job, 
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs of queue %s: %w", p.Queue, err)
 	}
-	sort.Slice(out, func(i, k int) bool {
-		if !out[i].RunAt.Equal(out[k].RunAt) {
-			return out[i].RunAt.Before(out[k].RunAt)
-		}
-		return out[i].ID < out[k].ID
-	})
+	store.SortClaimed(out)
 	return out, nil
 }
 
@@ -497,28 +487,24 @@ func (db *DB) CancelJob(ctx context.Context, id int64, now time.Time) (*jobs.Job
 		now, jobs.StateCancelled, false)
 }
 
+// transition runs a one-row state change (see store.Transition); a job
+// made available again is announced on JobsChannel in the same commit.
 func (db *DB) transition(ctx context.Context, op string, id int64, q string, now time.Time, okState jobs.State, notify bool) (*jobs.Job, error) {
 	var j *jobs.Job
 	err := db.WriteTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		j, err = scanJob(tx.QueryRow(ctx, q, now, id))
-		if err == nil {
-			if notify {
-				_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, store.JobsChannel, j.Queue)
-			}
-			return err
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		j, err = scanJob(tx.QueryRow(ctx, `SELECT `+jobCols+` FROM backlot_jobs WHERE id = $1`, id))
-		if err != nil {
-			return err
-		}
-		if okState != "" && j.State == okState {
-			return nil
-		}
-		return fmt.Errorf("job is %s: %w", j.State, store.ErrJobState)
+		j, err = store.Transition(
+			func() (*jobs.Job, error) {
+				j, err := scanJob(tx.QueryRow(ctx, q, now, id))
+				if err == nil && notify {
+					_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, store.JobsChannel, j.Queue)
+				}
+				return j, notFound(err)
+			},
+			func() (*jobs.Job, error) {
+				return scanJob(tx.QueryRow(ctx, `SELECT `+jobCols+` FROM backlot_jobs WHERE id = $1`, id))
+			}, okState)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s job %d: %w", op, id, err)
@@ -528,10 +514,8 @@ func (db *DB) transition(ctx context.Context, op string, id int64, q string, now
 
 // DeleteJobs deletes finished jobs and their logs.
 func (db *DB) DeleteJobs(ctx context.Context, p store.DeleteJobsParams) (int64, error) {
-	switch p.State {
-	case jobs.StateCompleted, jobs.StateFailed, jobs.StateCancelled:
-	default:
-		return 0, fmt.Errorf("delete %s jobs: only finished jobs can be deleted: %w", p.State, store.ErrJobState)
+	if err := store.CheckDeletable(p.State); err != nil {
+		return 0, err
 	}
 	var limit *int
 	if p.Limit > 0 {

@@ -98,7 +98,7 @@ func Open(ctx context.Context, url string, opts store.Options) (*DB, error) {
 	if opts.Migrate {
 		err = db.Migrate(ctx)
 	} else {
-		err = db.checkSchema(ctx)
+		err = store.CheckSchema(ctx, db)
 	}
 	if err != nil {
 		db.Close()
@@ -111,17 +111,6 @@ func Open(ctx context.Context, url string, opts store.Options) (*DB, error) {
 func redact(cfg *pgxpool.Config) string {
 	c := cfg.ConnConfig
 	return fmt.Sprintf("%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
-}
-
-func (db *DB) checkSchema(ctx context.Context) error {
-	st, err := db.SchemaStatus(ctx)
-	if err != nil {
-		return err
-	}
-	if st.Behind() {
-		return fmt.Errorf("schema at version %d, binary at %d: %w", st.Current, st.Latest, store.ErrSchemaBehind)
-	}
-	return nil
 }
 
 // Backend returns store.BackendPostgres.
@@ -199,33 +188,14 @@ func (db *DB) WriteTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-			panic(p)
-		}
-	}()
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return notFound(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return store.InTx(tx, store.TxFuncs{
+		Commit:   func() error { return tx.Commit(ctx) },
+		Rollback: func() { _ = tx.Rollback(context.WithoutCancel(ctx)) },
+	}, pgx.ErrNoRows, fn)
 }
 
-// notFound translates pgx.ErrNoRows to store.ErrNotFound, keeping any
-// context wrapped around it; other errors pass through.
-func notFound(err error) error {
-	switch {
-	case err == pgx.ErrNoRows: //nolint:errorlint // the bare sentinel needs no context
-		return store.ErrNotFound
-	case errors.Is(err, pgx.ErrNoRows) && !errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
-	}
-	return err
-}
+// notFound translates pgx.ErrNoRows to store.ErrNotFound.
+func notFound(err error) error { return store.NotFound(err, pgx.ErrNoRows) }
 
 // Meta reads a backlot_meta value.
 func (db *DB) Meta(ctx context.Context, key string) (string, error) {

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -48,20 +47,7 @@ func (db *DB) relaxedTx(ctx context.Context, fn func(*sql.Tx) error) (err error)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			_ = tx.Rollback()
-			panic(p)
-		}
-	}()
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return notFound(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return inTx(tx, fn)
 }
 
 // jobStmts holds the writer's prepared statements for the engine's hot
@@ -248,12 +234,8 @@ func (db *DB) InsertJobs(ctx context.Context, now time.Time, batch []store.JobIn
 	if err := db.prepareJobStmts(ctx); err != nil {
 		return nil, fmt.Errorf("insert %d jobs: %w", len(batch), err)
 	}
-	var res []jobs.EnqueueResult
-	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		res, err = db.insertJobs(ctx, tx, now, batch)
-		return err
-	})
+	res, err := store.InTxResult(func(fn func(*sql.Tx) error) error { return db.WriteTx(ctx, fn) },
+		func(tx *sql.Tx) ([]jobs.EnqueueResult, error) { return db.insertJobs(ctx, tx, now, batch) })
 	if err != nil {
 		return nil, fmt.Errorf("insert %d jobs: %w", len(batch), err)
 	}
@@ -467,12 +449,7 @@ func (db *DB) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*jobs.Job, 
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs of queue %s: %w", p.Queue, err)
 	}
-	sort.Slice(out, func(i, k int) bool {
-		if !out[i].RunAt.Equal(out[k].RunAt) {
-			return out[i].RunAt.Before(out[k].RunAt)
-		}
-		return out[i].ID < out[k].ID
-	})
+	store.SortClaimed(out)
 	return out, nil
 }
 
@@ -677,25 +654,20 @@ func (db *DB) CancelJob(ctx context.Context, id int64, now time.Time) (*jobs.Job
 		WHERE id = ?2 AND state IN ('scheduled', 'available', 'retrying', 'running') RETURNING `+jobCols, now, jobs.StateCancelled)
 }
 
-// transition runs a one-row state change; when it matches nothing the job
-// is absent (ErrNotFound), already in okState (returned as is), or in a
-// state the change does not apply to (ErrJobState).
+// transition runs a one-row state change (see store.Transition).
 func (db *DB) transition(ctx context.Context, op string, id int64, q string, now time.Time, okState jobs.State) (*jobs.Job, error) {
 	var j *jobs.Job
 	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		j, err = scanJob(tx.QueryRowContext(ctx, q, us(now), id))
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		j, err = scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM backlot_jobs WHERE id = ?`, id))
-		if err != nil {
-			return err
-		}
-		if okState != "" && j.State == okState {
-			return nil
-		}
-		return fmt.Errorf("job is %s: %w", j.State, store.ErrJobState)
+		j, err = store.Transition(
+			func() (*jobs.Job, error) {
+				j, err := scanJob(tx.QueryRowContext(ctx, q, us(now), id))
+				return j, notFound(err)
+			},
+			func() (*jobs.Job, error) {
+				return scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM backlot_jobs WHERE id = ?`, id))
+			}, okState)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s job %d: %w", op, id, err)
@@ -705,10 +677,8 @@ func (db *DB) transition(ctx context.Context, op string, id int64, q string, now
 
 // DeleteJobs deletes finished jobs and their logs.
 func (db *DB) DeleteJobs(ctx context.Context, p store.DeleteJobsParams) (int64, error) {
-	switch p.State {
-	case jobs.StateCompleted, jobs.StateFailed, jobs.StateCancelled:
-	default:
-		return 0, fmt.Errorf("delete %s jobs: only finished jobs can be deleted: %w", p.State, store.ErrJobState)
+	if err := store.CheckDeletable(p.State); err != nil {
+		return 0, err
 	}
 	limit := p.Limit
 	if limit <= 0 {

@@ -120,7 +120,7 @@ func Open(ctx context.Context, path string, opts store.Options) (*DB, error) {
 	if opts.Migrate {
 		err = db.Migrate(ctx)
 	} else {
-		err = db.checkSchema(ctx)
+		err = store.CheckSchema(ctx, db)
 	}
 	if err != nil {
 		db.Close()
@@ -155,17 +155,6 @@ func checkPath(path string) error {
 func dsn(path string, q url.Values) string {
 	// modernc takes everything before '?' verbatim as the file name.
 	return path + "?" + q.Encode()
-}
-
-func (db *DB) checkSchema(ctx context.Context) error {
-	st, err := db.SchemaStatus(ctx)
-	if err != nil {
-		return err
-	}
-	if st.Behind() {
-		return fmt.Errorf("schema at version %d, binary at %d: %w", st.Current, st.Latest, store.ErrSchemaBehind)
-	}
-	return nil
 }
 
 // Path is the database file.
@@ -258,38 +247,21 @@ func (db *DB) Close() error {
 // and commits if fn returns nil; otherwise (or on panic) it rolls back. The
 // error fn returns comes back as is, except that one matching sql.ErrNoRows
 // also matches store.ErrNotFound.
-func (db *DB) WriteTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+func (db *DB) WriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			_ = tx.Rollback()
-			panic(p)
-		}
-	}()
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return notFound(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return inTx(tx, fn)
 }
 
-// notFound translates sql.ErrNoRows to store.ErrNotFound, keeping any
-// context wrapped around it; other errors pass through.
-func notFound(err error) error {
-	switch {
-	case err == sql.ErrNoRows: //nolint:errorlint // the bare sentinel needs no context
-		return store.ErrNotFound
-	case errors.Is(err, sql.ErrNoRows) && !errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
-	}
-	return err
+// inTx commits or rolls back tx around fn (store.InTx).
+func inTx(tx *sql.Tx, fn func(*sql.Tx) error) error {
+	return store.InTx(tx, store.TxFuncs{Commit: tx.Commit, Rollback: func() { _ = tx.Rollback() }}, sql.ErrNoRows, fn)
 }
+
+// notFound translates sql.ErrNoRows to store.ErrNotFound.
+func notFound(err error) error { return store.NotFound(err, sql.ErrNoRows) }
 
 // Meta reads a backlot_meta value.
 func (db *DB) Meta(ctx context.Context, key string) (string, error) {

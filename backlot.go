@@ -38,6 +38,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
+// openTimeout bounds New's start-up I/O: opening and migrating the store,
+// building the authenticators.
+const openTimeout = 30 * time.Second
+
 // App is one backlot instance: configuration, store, authenticators, job
 // engine, webhook endpoints and the HTTP server around them.
 type App struct {
@@ -109,7 +113,7 @@ func New(opts ...Option) (*App, error) {
 	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	defer cancel()
 	st, err := open.Store(ctx, cfg.Store.URL, store.Options{Migrate: o.migrate})
 	if err != nil {
@@ -264,11 +268,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("backlot serving", "addr", ln.Addr().String(), "store", a.store.Backend(), "tls", a.cfg.Server.TLS.Enabled())
 	serveErr := a.server.Serve(ctx, ln)
 
-	timeout := a.cfg.Server.ShutdownTimeout.D()
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
 	if err := a.engine.Stop(sctx); err != nil {
 		a.log.Warn("stopping job engine", "error", err.Error())

@@ -67,21 +67,18 @@ import (
 	"github.com/backlothq/backlot/jobs"
 )
 
-// Defaults (SPEC 4 `jobs:`), applied to zero config fields.
+// Engine settings that are not configuration. The defaults of the `jobs:`
+// configuration live in package config (QueueDefault, …) and are filled by
+// withDefaults below for a config.Jobs built without config.Prepare.
 const (
-	DefaultQueue           = "default"
-	DefaultConcurrency     = 20
-	DefaultMaxAttempts     = 10
-	DefaultBackoffBase     = time.Second
-	DefaultBackoffMax      = time.Hour
-	DefaultTimeout         = time.Minute
-	DefaultLease           = 10 * time.Second
-	DefaultKeepCompleted   = time.Hour
-	DefaultKeepFailed      = 24 * time.Hour
-	DefaultDedupeRetention = 7 * 24 * time.Hour
-	DefaultPollInterval    = time.Second
-	DefaultJanitorInterval = time.Minute
-	DefaultDepthInterval   = 10 * time.Second
+	DedupeRetentionDefault = 7 * 24 * time.Hour
+	PollIntervalDefault    = time.Second
+	JanitorIntervalDefault = time.Minute
+	DepthIntervalDefault   = 10 * time.Second
+	LeaderRetryDefault     = 5 * time.Second
+	// storeWriteTimeout bounds one background write (a group commit, a
+	// batch of outcomes) that no caller's context limits.
+	storeWriteTimeout = 30 * time.Second
 	// MaxEnqueueBatch bounds one group commit.
 	MaxEnqueueBatch = 512
 	// pgCommitters is the number of group committers on PostgreSQL.
@@ -111,6 +108,8 @@ type Deps struct {
 	Metrics prometheus.Registerer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// After waits on the clock (time.After's contract). Default time.After.
+	After func(time.Duration) <-chan time.Time
 	// PollInterval is how often an idle fetcher looks for jobs that came
 	// due without a signal (scheduled and retrying jobs, lapsed leases,
 	// SQLite writes by other processes). Default 1s.
@@ -197,17 +196,20 @@ func New(cfg config.Jobs, schedules []config.Schedule, st store.Store, deps Deps
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.After == nil {
+		deps.After = time.After
+	}
 	if deps.PollInterval <= 0 {
-		deps.PollInterval = DefaultPollInterval
+		deps.PollInterval = PollIntervalDefault
 	}
 	if deps.JanitorInterval <= 0 {
-		deps.JanitorInterval = DefaultJanitorInterval
+		deps.JanitorInterval = JanitorIntervalDefault
 	}
 	if deps.DedupeRetention <= 0 {
-		deps.DedupeRetention = DefaultDedupeRetention
+		deps.DedupeRetention = DedupeRetentionDefault
 	}
 	if deps.LeaderRetry <= 0 {
-		deps.LeaderRetry = 5 * time.Second
+		deps.LeaderRetry = LeaderRetryDefault
 	}
 	e := &Engine{
 		cfg:     cfg,
@@ -256,37 +258,37 @@ func New(cfg config.Jobs, schedules []config.Schedule, st store.Store, deps Deps
 
 func withDefaults(c config.Jobs) config.Jobs {
 	if len(c.Queues) == 0 {
-		c.Queues = map[string]config.Queue{DefaultQueue: {Concurrency: DefaultConcurrency}}
+		c.Queues = map[string]config.Queue{config.QueueDefault: {Concurrency: config.ConcurrencyDefault}}
 	} else {
 		qs := make(map[string]config.Queue, len(c.Queues))
 		for n, q := range c.Queues {
 			if q.Concurrency == 0 {
-				q.Concurrency = DefaultConcurrency
+				q.Concurrency = config.ConcurrencyDefault
 			}
 			qs[n] = q
 		}
 		c.Queues = qs
 	}
 	if c.Retry.MaxAttempts <= 0 {
-		c.Retry.MaxAttempts = DefaultMaxAttempts
+		c.Retry.MaxAttempts = config.MaxAttemptsDefault
 	}
 	if c.Retry.Base <= 0 {
-		c.Retry.Base = config.Duration(DefaultBackoffBase)
+		c.Retry.Base = config.Duration(config.RetryBaseDefault)
 	}
 	if c.Retry.Max <= 0 {
-		c.Retry.Max = config.Duration(DefaultBackoffMax)
+		c.Retry.Max = config.Duration(config.RetryMaxDefault)
 	}
 	if c.Retention.Completed <= 0 {
-		c.Retention.Completed = config.Duration(DefaultKeepCompleted)
+		c.Retention.Completed = config.Duration(config.KeepCompletedDefault)
 	}
 	if c.Retention.Failed <= 0 {
-		c.Retention.Failed = config.Duration(DefaultKeepFailed)
+		c.Retention.Failed = config.Duration(config.KeepFailedDefault)
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = config.Duration(DefaultTimeout)
+		c.Timeout = config.Duration(config.JobTimeoutDefault)
 	}
 	if c.Lease <= 0 {
-		c.Lease = config.Duration(DefaultLease)
+		c.Lease = config.Duration(config.LeaseDefault)
 	}
 	return c
 }
@@ -420,7 +422,7 @@ func (e *Engine) queueOf(kind string, opts *jobs.EnqueueOpts) string {
 	if k, ok := e.cfg.Kinds[kind]; ok && k.Queue != "" {
 		return k.Queue
 	}
-	return DefaultQueue
+	return config.QueueDefault
 }
 
 func (e *Engine) timeoutOf(kind string) time.Duration {

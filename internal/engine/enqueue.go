@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/backlothq/backlot/internal/store"
@@ -174,12 +173,12 @@ func (e *Engine) commitLoop() {
 		for _, r := range batch {
 			ins = append(ins, r.ins)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
 		res, err := e.st.InsertJobs(ctx, e.now(), ins)
 		cancel()
 		e.m.batch.Observe(float64(len(batch)))
 		if err != nil {
-			e.log.Error("enqueue batch failed", "jobs", len(batch), "err", err)
+			e.log.Error("enqueue batch failed", "jobs", len(batch), "error", err)
 			for _, r := range batch {
 				r.done <- enqueueRes{err: err}
 			}

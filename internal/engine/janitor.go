@@ -34,7 +34,7 @@ func (e *Engine) janitorLoop(ctx context.Context) {
 func (e *Engine) cleanup(ctx context.Context) {
 	now := e.now()
 	if n, err := e.st.FailLostJobs(ctx, now); err != nil {
-		e.log.Error("janitor: fail lost jobs", "err", err)
+		e.log.Error("janitor: fail lost jobs", "error", err)
 	} else if n > 0 {
 		e.log.Warn("janitor: jobs lost on their last attempt marked failed", "jobs", n)
 	}
@@ -51,7 +51,7 @@ func (e *Engine) cleanup(ctx context.Context) {
 				State: r.state, FinishedBefore: now.Add(-r.keep), Limit: janitorSlice,
 			})
 			if err != nil {
-				e.log.Error("janitor: delete jobs", "state", r.state, "err", err)
+				e.log.Error("janitor: delete jobs", "state", r.state, "error", err)
 				break
 			}
 			if n < janitorSlice {
@@ -60,7 +60,7 @@ func (e *Engine) cleanup(ctx context.Context) {
 		}
 	}
 	if _, err := e.st.DeleteDedupeKeys(ctx, now.Add(-e.deps.DedupeRetention)); err != nil {
-		e.log.Error("janitor: delete dedupe keys", "err", err)
+		e.log.Error("janitor: delete dedupe keys", "error", err)
 	}
 }
 
@@ -76,7 +76,7 @@ func (e *Engine) depthLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		e.refreshDepth(ctx)
-		t.Reset(DefaultDepthInterval)
+		t.Reset(DepthIntervalDefault)
 	}
 }
 
@@ -84,7 +84,7 @@ func (e *Engine) refreshDepth(ctx context.Context) {
 	counts, err := e.st.CountJobs(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			e.log.Error("count jobs", "err", err)
+			e.log.Error("count jobs", "error", err)
 		}
 		return
 	}

@@ -22,7 +22,7 @@ func (e *Engine) scheduleLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		l, ok, err := e.st.TryLead(ctx, leaderName)
 		if err != nil && ctx.Err() == nil {
-			e.log.Error("schedules: try to lead", "err", err)
+			e.log.Error("schedules: try to lead", "error", err)
 		}
 		if ok {
 			e.leading.Store(true)
@@ -33,7 +33,7 @@ func (e *Engine) scheduleLoop(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(e.deps.LeaderRetry):
+		case <-e.deps.After(e.deps.LeaderRetry):
 		}
 	}
 }
@@ -72,7 +72,7 @@ func (e *Engine) fireSchedules(ctx context.Context, lost <-chan struct{}) {
 			key := fmt.Sprintf("schedule:%s:%d", s.cfg.Name, tick.Unix())
 			res, err := e.Enqueue(ctx, s.cfg.Job, s.payload, &jobs.EnqueueOpts{DedupeKey: key})
 			if err != nil {
-				e.log.Error("schedules: fire", "schedule", s.cfg.Name, "err", err)
+				e.log.Error("schedules: fire", "schedule", s.cfg.Name, "error", err)
 			} else {
 				e.log.Debug("schedules: fired", "schedule", s.cfg.Name, "job", res.ID, "duplicate", res.Duplicate)
 			}

@@ -65,16 +65,16 @@ func (e *Engine) fetchLoop(ctx context.Context, q *queue) {
 		if len(kinds) > 0 {
 			// Lapsed leases are a recovery path: looking once per poll
 			// interval is enough, and saves a statement on every claim.
-			skip := time.Since(lapsedAt) < e.deps.PollInterval
+			skip := e.now().Sub(lapsedAt) < e.deps.PollInterval
 			if !skip {
-				lapsedAt = time.Now()
+				lapsedAt = e.now()
 			}
 			var err error
 			got, err = e.st.ClaimJobs(ctx, store.ClaimParams{
 				Queue: q.name, Kinds: kinds, Limit: n, Now: e.now(), Lease: e.cfg.Lease.D(), SkipLapsed: skip,
 			})
 			if err != nil && ctx.Err() == nil {
-				e.log.Error("claim jobs", "queue", q.name, "err", err)
+				e.log.Error("claim jobs", "queue", q.name, "error", err)
 			}
 		}
 		for _, j := range got {
@@ -123,12 +123,12 @@ func (e *Engine) work(ctx context.Context, r *run) {
 	tctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	defer cancel()
 	tctx = jobs.WithRecorder(tctx, recorder{e: e, id: j.ID})
-	began := time.Now()
+	began := e.now()
 	err := call(tctx, fn, j)
 	if err != nil && errors.Is(context.Cause(tctx), errTimeout) {
 		err = fmt.Errorf("timed out after %s: %w", timeout, err)
 	}
-	e.m.duration.WithLabelValues(j.Kind).Observe(time.Since(began).Seconds())
+	e.m.duration.WithLabelValues(j.Kind).Observe(e.now().Sub(began).Seconds())
 
 	e.runMu.Lock()
 	delete(e.running, j.ID)
@@ -154,7 +154,7 @@ func (e *Engine) work(ctx context.Context, r *run) {
 	}
 	if err != nil {
 		f.Error = cleanText(err.Error(), maxErrorLen)
-		e.log.Warn("job failed", "id", j.ID, "kind", j.Kind, "attempt", j.Attempt, "next", f.State, "err", err)
+		e.log.Warn("job failed", "id", j.ID, "kind", j.Kind, "attempt", j.Attempt, "next", f.State, "error", err)
 	}
 	label := f.State
 	if err != nil && errors.Is(context.Cause(ctx), jobs.ErrCancelled) {
@@ -225,7 +225,7 @@ func (e *Engine) heartbeat(ctx context.Context) {
 	}
 	st, err := e.st.ExtendLeases(ctx, e.now().Add(e.cfg.Lease.D()), refs)
 	if err != nil {
-		e.log.Error("extend leases", "jobs", len(refs), "err", err)
+		e.log.Error("extend leases", "jobs", len(refs), "error", err)
 		return // try again next tick; the lease has lease·2/3 left
 	}
 	held := make(map[int64]bool, len(st))
@@ -331,17 +331,17 @@ func (e *Engine) flush(u *store.JobUpdates) {
 	}
 	var err error
 	for try := 0; try < 3; try++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
 		err = e.st.UpdateJobs(ctx, *u)
 		cancel()
 		if err == nil {
 			break
 		}
-		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+		<-e.deps.After(time.Duration(try+1) * 100 * time.Millisecond)
 	}
 	if err != nil {
 		// Outcomes lost here come back when their leases lapse.
-		e.log.Error("write job updates", "finishes", len(u.Finishes), "logs", len(u.Logs), "err", err)
+		e.log.Error("write job updates", "finishes", len(u.Finishes), "logs", len(u.Logs), "error", err)
 	}
 	u.Logs, u.Progress, u.Finishes = u.Logs[:0], u.Progress[:0], u.Finishes[:0]
 }

@@ -262,6 +262,17 @@ func (s *Set) newEndpoint(c config.Webhook, vec *prometheus.CounterVec) (*Endpoi
 // Endpoints returns the endpoints in configuration order.
 func (s *Set) Endpoints() []*Endpoint { return s.endpoints }
 
+// Paths returns every endpoint's URL path. Each endpoint enforces its own
+// max_body_bytes (larger or smaller than the server's), so the server
+// leaves these paths out of its own body limit.
+func (s *Set) Paths() []string {
+	out := make([]string, len(s.endpoints))
+	for i, e := range s.endpoints {
+		out[i] = e.path
+	}
+	return out
+}
+
 // Register mounts POST <path> for every endpoint on mux.
 func (s *Set) Register(mux *http.ServeMux) {
 	for _, e := range s.endpoints {

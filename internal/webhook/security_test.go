@@ -358,3 +358,20 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// A sender whose first read is refused (the server's body budget) or
+// never arrives costs no buffer of the size it merely declared.
+func TestReadBodyAllocatesAfterFirstRead(t *testing.T) {
+	t.Parallel()
+	busy := httpapi.E(http.StatusServiceUnavailable, "server_busy", "busy")
+	buf, err := readBody(errReader{busy}, nil, 1<<20, 1<<20)
+	if err != busy || cap(buf) > 4096 {
+		t.Fatalf("err %v cap %d, want the refusal and at most 4096 bytes", err, cap(buf))
+	}
+	// A body that arrives is read whole, growing once to its length.
+	body := strings.Repeat("z", 100000)
+	buf, err = readBody(strings.NewReader(body), nil, int64(len(body)), 1<<20)
+	if err != nil || string(buf) != body || cap(buf) != len(body)+1 {
+		t.Fatalf("err %v len %d cap %d", err, len(buf), cap(buf))
+	}
+}

@@ -451,20 +451,27 @@ func (e *Endpoint) allowed(ip netip.Addr) bool {
 
 var errTooLarge = errors.New("body too large")
 
-// readBody reads at most limit bytes of body into buf, growing it once to
-// the declared length when known.
+// readBody reads at most limit bytes of body into buf. It grows the
+// buffer to the declared length only after the first read has returned
+// data: the first read is where the server's in-flight body budget is
+// taken, and a refused or stalled sender must not cost a buffer of the
+// size it merely declared (freed heap stays with the process).
 func readBody(body io.Reader, buf []byte, contentLength, limit int64) ([]byte, error) {
 	if body == nil || body == http.NoBody {
 		return buf, nil
 	}
-	if contentLength > 0 && int64(cap(buf)) < contentLength+1 {
-		buf = make([]byte, 0, contentLength+1) // +1 to see EOF without growing
-	} else if cap(buf) == 0 {
-		buf = make([]byte, 0, 4096)
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, min(4096, max(contentLength+1, 512)))
 	}
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			if contentLength > 0 && int64(cap(buf)) < contentLength+1 {
+				nb := make([]byte, len(buf), contentLength+1) // +1 to see EOF without growing
+				copy(nb, buf)
+				buf = nb
+			} else {
+				buf = append(buf, 0)[:len(buf)]
+			}
 		}
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

@@ -271,7 +271,8 @@ func TestSignatureFailureLimit(t *testing.T) {
 	}
 	w := b.send(t, delivery{path: "/webhooks/std", body: vecBody, headers: bad, peer: attacker})
 	env := decodeEnvelope(t, w)
-	if w.Code != http.StatusTooManyRequests || env.Error != "too_many_failures" || env.RequestID != "req-1" {
+	if w.Code != http.StatusTooManyRequests || env.Error != "too_many_failures" || env.RequestID != "req-1" ||
+		env.ErrorMessage != "Too many webhook signature failures from this address. Retry later." {
 		t.Fatalf("21st failure: %d %s, want 429 too_many_failures", w.Code, w.Body)
 	}
 	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 60 {

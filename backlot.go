@@ -178,6 +178,8 @@ func (a *App) build(ctx context.Context) error {
 		Ready:    a.ready,
 		CORS:     corsMW,
 		Proxies:  proxies,
+		// Webhook endpoints enforce their own max_body_bytes.
+		OwnBodyLimits: a.webhooks.Paths(),
 	}, a.mux)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)

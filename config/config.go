@@ -50,6 +50,17 @@ type Server struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// MaxBodyBytes limits request bodies. Default 1048576 (1 MiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadTimeout bounds the time to receive a request's headers and body
+	// together; slower requests are cut off. Default 15s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// MaxInflightBodyBytes bounds the request body bytes all requests in
+	// flight may hold together; beyond it requests get 503 with
+	// Retry-After. Default 33554432 (32 MiB); must be at least every body
+	// limit (server and webhooks).
+	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes"`
+	// MetricsListen, when set (e.g. "127.0.0.1:9090"), serves /metrics on
+	// its own listener, and Listen answers 404 at /metrics. Default "".
+	MetricsListen string `yaml:"metrics_listen"`
 	// Headers sets security headers.
 	Headers Headers `yaml:"headers"`
 	// ShutdownTimeout bounds graceful shutdown. Default 10s.
@@ -261,7 +272,7 @@ type Webhook struct {
 	Path     string   `yaml:"path"`
 	Verify   Verify   `yaml:"verify"`
 	AllowIPs []string `yaml:"allow_ips"`
-	// Dedupe is "header:<name>", "json:<path>" or "none". Default depends on the scheme
+	// Dedupe is "header:<name>", "json:<path>", "body" (hex SHA-256 of the raw body) or "none". Default depends on the scheme
 	// (standard: header:webhook-id, github: header:X-GitHub-Delivery, shopify: header:X-Shopify-Webhook-Id, stripe: json:id; hmac and none: none).
 	Dedupe string `yaml:"dedupe"`
 	// Job is the job kind enqueued per delivery; required unless Forward is
@@ -269,7 +280,7 @@ type Webhook struct {
 	Job string `yaml:"job"`
 	// Queue must be one of jobs.queues. Default "default".
 	Queue        string   `yaml:"queue"`
-	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default server.max_body_bytes
+	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default server.max_body_bytes; may be larger or smaller
 	Forward      *Forward `yaml:"forward"`
 }
 

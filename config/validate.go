@@ -22,6 +22,8 @@ import (
 const (
 	ListenDefault          = ":8080"
 	MaxBodyBytesDefault    = 1 << 20
+	ReadTimeoutDefault     = 15 * time.Second
+	MaxInflightBodyDefault = 32 << 20
 	CSPDefault             = "default-src 'none'; frame-ancestors 'none'"
 	ReferrerPolicyDefault  = "no-referrer"
 	ShutdownTimeoutDefault = 10 * time.Second
@@ -74,6 +76,12 @@ func (c *Config) withDefaults() {
 	}
 	if s.MaxBodyBytes == 0 {
 		s.MaxBodyBytes = MaxBodyBytesDefault
+	}
+	if s.ReadTimeout == 0 {
+		s.ReadTimeout = Duration(ReadTimeoutDefault)
+	}
+	if s.MaxInflightBodyBytes == 0 {
+		s.MaxInflightBodyBytes = MaxInflightBodyDefault
 	}
 	if s.Headers.CSP == "" {
 		s.Headers.CSP = CSPDefault
@@ -410,7 +418,41 @@ func (v *validator) server() {
 	if s.MaxBodyBytes < 0 {
 		v.add("server.max_body_bytes", "must not be negative")
 	}
+	v.nonNegative("server.read_timeout", s.ReadTimeout)
+	v.inflightBudget()
+	if s.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(s.MetricsListen); err != nil {
+			v.add("server.metrics_listen", "want host:port such as \"127.0.0.1:9090\", got %q", clip(s.MetricsListen))
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			v.add("server.metrics_listen", "invalid port %q", clip(port))
+		} else if s.MetricsListen == s.Listen {
+			v.add("server.metrics_listen", "must differ from server.listen")
+		}
+	}
 	v.nonNegative("server.shutdown_timeout", s.ShutdownTimeout)
+}
+
+// inflightBudget checks server.max_inflight_body_bytes can hold the
+// largest body any endpoint accepts: a smaller budget would refuse such a
+// body every time. 0 (not filled yet) is left to the defaults.
+func (v *validator) inflightBudget() {
+	s := v.c.Server
+	budget := s.MaxInflightBodyBytes
+	if budget < 0 {
+		v.add("server.max_inflight_body_bytes", "must not be negative")
+		return
+	}
+	if budget == 0 {
+		return
+	}
+	if s.MaxBodyBytes > budget {
+		v.add("server.max_inflight_body_bytes", "%d is below server.max_body_bytes (%d): a body that large could never be accepted", budget, s.MaxBodyBytes)
+	}
+	for i, w := range v.c.Webhooks {
+		if w.MaxBodyBytes > budget {
+			v.add("server.max_inflight_body_bytes", "%d is below webhooks[%d].max_body_bytes (%d): a body that large could never be accepted", budget, i, w.MaxBodyBytes)
+		}
+	}
 }
 
 func isCIDROrAddr(s string) bool {
@@ -913,9 +955,9 @@ func (v *validator) webhooks() {
 	}
 }
 
-// checkDedupe accepts none, header:<name> and json:<path>.
+// checkDedupe accepts none, body, header:<name> and json:<path>.
 func checkDedupe(d string) string {
-	if d == "" || d == "none" {
+	if d == "" || d == "none" || d == "body" {
 		return ""
 	}
 	kind, arg, _ := strings.Cut(d, ":")
@@ -925,7 +967,7 @@ func checkDedupe(d string) string {
 	case kind == "json" && arg != "" && !strings.ContainsAny(arg, " \t"):
 		return ""
 	}
-	return fmt.Sprintf("want none, header:<name> or json:<path>, got %q", clip(d))
+	return fmt.Sprintf("want none, header:<name>, json:<path> or body, got %q", clip(d))
 }
 
 // queueExists checks a job's queue is served; "" means the default queue.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/ratelimit"
 	"github.com/backlothq/backlot/internal/store"
 )
 
@@ -119,7 +119,7 @@ type Set struct {
 	whoami []string
 
 	decisions *prometheus.CounterVec
-	limiter   *failureLimiter
+	limiter   *ratelimit.Failures
 }
 
 // NewSet builds the configured authenticators. marketplaces are looked up
@@ -134,7 +134,7 @@ func NewSet(ctx context.Context, cfgs map[string]config.Authenticator, marketpla
 			Name: "backlot_auth_decisions_total",
 			Help: "Authentication decisions by authenticator and outcome (ok, missing, invalid, forbidden, limited, error).",
 		}, []string{"authenticator", "outcome"})),
-		limiter: newFailureLimiter(DefaultFailureRate, DefaultFailureBurst),
+		limiter: ratelimit.NewFailures(DefaultFailureRate, DefaultFailureBurst, maxLimitedClients),
 	}
 	names := make([]string, 0, len(cfgs))
 	for n := range cfgs {
@@ -260,7 +260,9 @@ func (s *Set) Names() []string {
 // SetFailureLimit changes the per-client-IP limit on authentication
 // failures (default DefaultFailureBurst, then DefaultFailureRate per
 // second). Call it before serving; it is not synchronised with requests.
-func (s *Set) SetFailureLimit(r rate.Limit, burst int) { s.limiter = newFailureLimiter(r, burst) }
+func (s *Set) SetFailureLimit(r rate.Limit, burst int) {
+	s.limiter = ratelimit.NewFailures(r, burst, maxLimitedClients)
+}
 
 // Start starts every authenticator implementing Starter.
 func (s *Set) Start(ctx context.Context) error {
@@ -388,7 +390,7 @@ func (s *Set) Authenticate(r *http.Request, names []string, rule auth.Rule) (*au
 func (s *Set) authenticate(w http.ResponseWriter, r *http.Request, entries []*entry, rule auth.Rule) (*auth.Principal, bool) {
 	ip := clientIP(r)
 	now := s.deps.Now()
-	if wait, limited := s.limiter.blocked(ip, now); limited {
+	if wait, limited := s.limiter.Blocked(ip, now); limited {
 		s.decisions.WithLabelValues("", OutcomeLimited).Inc()
 		s.deps.Logger.InfoContext(r.Context(), "auth refused", "outcome", OutcomeLimited,
 			"client_ip", ip, "request_id", httpapi.RequestIDFrom(r.Context()))
@@ -401,7 +403,7 @@ func (s *Set) authenticate(w http.ResponseWriter, r *http.Request, entries []*en
 	p, countsAsFailure, herr := s.decide(r, entries, rule)
 	if herr != nil {
 		if countsAsFailure {
-			s.limiter.fail(ip, now)
+			s.limiter.Fail(ip, now)
 		}
 		httpapi.WriteError(w, r, herr)
 		return nil, false
@@ -573,66 +575,4 @@ func clientIP(r *http.Request) string {
 		return a.String()
 	}
 	return ""
-}
-
-// failureLimiter limits authentication failures per client IP. Only
-// clients that failed are tracked; a client over its budget is refused
-// before its credential is checked, so guessing is as slow as the rate.
-type failureLimiter struct {
-	r     rate.Limit
-	burst int
-	mu    sync.RWMutex
-	ips   map[string]*rate.Limiter
-}
-
-func newFailureLimiter(r rate.Limit, burst int) *failureLimiter {
-	return &failureLimiter{r: r, burst: burst, ips: map[string]*rate.Limiter{}}
-}
-
-// blocked reports whether ip has no failure budget left, and for how many
-// whole seconds.
-func (l *failureLimiter) blocked(ip string, now time.Time) (int, bool) {
-	l.mu.RLock()
-	lim := l.ips[ip]
-	l.mu.RUnlock()
-	if lim == nil {
-		return 0, false
-	}
-	tokens := lim.TokensAt(now)
-	if tokens >= 1 {
-		return 0, false
-	}
-	wait := int(math.Ceil((1 - tokens) / float64(l.r)))
-	return max(wait, 1), true
-}
-
-func (l *failureLimiter) fail(ip string, now time.Time) {
-	l.mu.Lock()
-	lim := l.ips[ip]
-	if lim == nil {
-		if len(l.ips) >= maxLimitedClients {
-			l.evict(now)
-		}
-		lim = rate.NewLimiter(l.r, l.burst)
-		l.ips[ip] = lim
-	}
-	l.mu.Unlock()
-	lim.AllowN(now, 1)
-}
-
-// evict drops clients whose budget has refilled; if that frees too little
-// (a flood of distinct addresses), it drops arbitrary ones, keeping memory
-// bounded at the cost of forgetting some budgets. Called with mu held.
-func (l *failureLimiter) evict(now time.Time) {
-	for ip, lim := range l.ips {
-		if lim.TokensAt(now) >= float64(l.burst) {
-			delete(l.ips, ip)
-		}
-	}
-	for ip := range l.ips {
-		if len(l.ips) < maxLimitedClients*9/10 {
-			break
-		}
-		delete(l.ips, ip)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -203,6 +204,16 @@ func webhookListen(t *testing.T) string {
 // webhookClient is a keep-alive client sized for concurrent load.
 func webhookClient(conns int) *http.Client {
 	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: 30 * time.Second,
+	}}
+}
+
+// webhookClientFrom is webhookClient with connections made from the
+// loopback address local (e.g. 127.0.0.2), to act as another sender.
+func webhookClientFrom(conns int, local string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+		DialContext:  d.DialContext,
 		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: 30 * time.Second,
 	}}
 }

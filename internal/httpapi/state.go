@@ -94,7 +94,10 @@ func DecodeJSON(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		var he *Error
+		if errors.As(err, &mb) || errors.As(err, &he) {
+			// The body reader refused (size limit, in-flight budget):
+			// its answer, not a JSON defect.
 			return AsError(err)
 		}
 		if errors.Is(err, io.EOF) {

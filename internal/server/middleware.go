@@ -184,19 +184,30 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// limitBody refuses a declared oversized body at once and caps the rest
-// with http.MaxBytesReader (whose error httpapi answers as 413).
+// limitBody applies server.max_body_bytes (a declared oversized body is
+// refused at once, the rest capped by http.MaxBytesReader, whose error
+// httpapi answers as 413) except on paths whose handler enforces its own
+// limit, and charges every body to the in-flight budget as it is read.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	max := s.cfg.Server.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > max {
-			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusRequestEntityTooLarge, "body_too_large",
-				"request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, max))
+		if r.Body == nil || r.Body == http.NoBody {
+			requestReceived(w)
+			next.ServeHTTP(w, r)
 			return
 		}
-		if r.Body != nil && r.Body != http.NoBody {
+		if !(r.Method == http.MethodPost && s.ownLimit[r.URL.Path]) {
+			if r.ContentLength > max {
+				httpapi.WriteError(w, r, httpapi.Errorf(http.StatusRequestEntityTooLarge, "body_too_large",
+					"request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, max))
+				return
+			}
 			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
+		b := &budgetBody{ReadCloser: r.Body, budget: s.budget, declared: r.ContentLength,
+			done: func() { requestReceived(w) }}
+		defer b.release()
+		r.Body = b
 		next.ServeHTTP(w, r)
 	})
 }

@@ -35,15 +35,22 @@ type Config struct {
 	CORS func(http.Handler) http.Handler
 	// Proxies resolves client addresses (trusted_proxies).
 	Proxies *httpapi.Proxies
+	// OwnBodyLimits are URL paths whose POST handler enforces its own body
+	// limit (webhook endpoints, whose max_body_bytes may be larger or
+	// smaller than the server's): server.max_body_bytes does not apply to
+	// them. The in-flight body budget still does.
+	OwnBodyLimits []string
 }
 
 // Server is the HTTP server.
 type Server struct {
-	cfg     Config
-	mux     *http.ServeMux
-	handler http.Handler
-	metrics *metrics
-	srv     *http.Server
+	cfg      Config
+	mux      *http.ServeMux
+	handler  http.Handler
+	metrics  *metrics
+	srv      *http.Server
+	budget   *bodyBudget
+	ownLimit map[string]bool
 }
 
 // New builds the server around mux, registering the operational routes
@@ -56,16 +63,30 @@ func New(cfg Config, mux *http.ServeMux) (*Server, error) {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	if cfg.Server.MaxBodyBytes <= 0 {
-		cfg.Server.MaxBodyBytes = 1 << 20
+		cfg.Server.MaxBodyBytes = config.MaxBodyBytesDefault
+	}
+	if cfg.Server.ReadTimeout <= 0 {
+		cfg.Server.ReadTimeout = config.Duration(config.ReadTimeoutDefault)
+	}
+	if cfg.Server.MaxInflightBodyBytes <= 0 {
+		// Built in code without the config defaults: never below the
+		// body limit, or the largest bodies could never be accepted.
+		cfg.Server.MaxInflightBodyBytes = max(config.MaxInflightBodyDefault, cfg.Server.MaxBodyBytes)
 	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, mux: mux, metrics: m}
+	s := &Server{cfg: cfg, mux: mux, metrics: m,
+		budget: &bodyBudget{max: cfg.Server.MaxInflightBodyBytes}, ownLimit: map[string]bool{}}
+	for _, p := range cfg.OwnBodyLimits {
+		s.ownLimit[p] = true
+	}
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+	if cfg.Server.MetricsListen == "" {
+		mux.Handle("GET /metrics", s.metricsHandler())
+	}
 	mux.HandleFunc("/", s.handleFallback)
 
 	var h http.Handler = routeRecorder{mux}
@@ -120,13 +141,31 @@ func (s *Server) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry})
+}
+
 // Serve answers on ln until ctx is cancelled, then shuts down gracefully:
 // it stops accepting, lets requests in flight finish (up to
-// server.shutdown_timeout) and returns nil.
+// server.shutdown_timeout) and returns nil. With server.metrics_listen
+// set it also serves /metrics on that address, and only there.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	readTimeout := s.cfg.Server.ReadTimeout.D()
+	if s.cfg.Server.MetricsListen != "" {
+		stop, err := s.serveMetrics(readTimeout)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	s.srv = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.handler,
+		// ReadTimeout bounds headers and body together; the header timeout
+		// must not exceed it, or slow headers would eat the body's time
+		// past the bound.
+		ReadTimeout:       readTimeout,
+		ReadHeaderTimeout: min(10*time.Second, readTimeout),
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
@@ -167,6 +206,42 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	<-errc
 	return nil
+}
+
+// serveMetrics serves /metrics alone on server.metrics_listen until stop
+// is called (when Serve returns).
+func (s *Server) serveMetrics(readTimeout time.Duration) (stop func(), err error) {
+	ln, err := net.Listen("tcp", s.cfg.Server.MetricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on server.metrics_listen %s: %w", s.cfg.Server.MetricsListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.HandleFunc("/", httpapi.NotFound)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadTimeout:       readTimeout,
+		ReadHeaderTimeout: min(10*time.Second, readTimeout),
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Logger.Error("metrics listener failed", "addr", s.cfg.Server.MetricsListen, "error", err.Error())
+		}
+	}()
+	s.cfg.Logger.Info("serving metrics", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+		<-done
+	}, nil
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -86,11 +87,14 @@ func Verify(h string, payload []byte, secrets [][]byte, now time.Time, tolerance
 	if err != nil {
 		return err
 	}
-	t := time.Unix(hd.Timestamp, 0)
-	if now.Sub(t) > tolerance {
+	// Compare whole seconds without subtracting the untrusted timestamp:
+	// time.Unix overflows for timestamps near the int64 limits, and a
+	// difference could wrap around. Parse keeps Timestamp positive.
+	n, tol := now.Unix(), int64(tolerance/time.Second)
+	if n-tol > hd.Timestamp {
 		return ErrTooOld
 	}
-	if t.Sub(now) > tolerance {
+	if n <= math.MaxInt64-tol && hd.Timestamp > n+tol {
 		return ErrInFuture
 	}
 	var mac [sha256.Size]byte

@@ -1,7 +1,12 @@
 package stripesig
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"math"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -77,4 +82,33 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted %q without t or v1", h)
 		}
 	})
+}
+
+// Timestamps far from now are refused whatever their size: the window is
+// compared without any difference that could wrap around (the standard
+// scheme once accepted now-9223372037, whose distance in nanoseconds
+// wrapped to almost zero).
+func TestVerifyExtremeTimestamps(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1700000000, 0)
+	secret := []byte(vecSecret)
+	cases := []struct {
+		ts   int64
+		want error
+	}{
+		{1700000000 - 9223372037, ErrMalformed}, // not positive
+		{9223372036, ErrInFuture},
+		{1700000000 + 9223372037, ErrInFuture},
+		{math.MaxInt64, ErrInFuture},
+		{1, ErrTooOld},
+	}
+	for _, c := range cases {
+		ts := strconv.FormatInt(c.ts, 10)
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(ts + "." + vecPayload))
+		h := "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
+		if err := Verify(h, []byte(vecPayload), [][]byte{secret}, now, 5*time.Minute); !errors.Is(err, c.want) {
+			t.Errorf("t=%d: err %v, want %v", c.ts, err, c.want)
+		}
+	}
 }

@@ -186,6 +186,9 @@ func (p *Proc) waitHealthy(timeout time.Duration) error {
 	return fmt.Errorf("not healthy after %s: %v", timeout, last)
 }
 
+// Pid is the process id, e.g. to read /proc/<pid>/status.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Kill sends SIGKILL (if still running) and waits for the exit.
 func (p *Proc) Kill() {
 	_ = p.Signal(syscall.SIGKILL)

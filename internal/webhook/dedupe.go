@@ -1,20 +1,29 @@
 package webhook
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/textproto"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/backlothq/backlot/config"
 )
 
+// MaxDedupeValue is the longest dedupe value accepted, in bytes. A longer
+// one (or one that is not UTF-8) is a defect of the delivery, refused with
+// 400, rather than a key the store would fail to index.
+const MaxDedupeValue = 1000
+
 // deduper extracts a delivery's dedupe value: a header, a JSON path into
-// the stored payload, or nothing.
+// the stored payload, the SHA-256 of the raw body, or nothing.
 type deduper struct {
 	header string   // canonical header name, or ""
 	path   []string // JSON path, or nil
+	body   bool     // hex SHA-256 of the raw body
 }
 
 // defaultDedupe is the dedupe rule of each scheme when none is configured.
@@ -37,6 +46,8 @@ func parseDedupe(spec string) (deduper, error) {
 	switch {
 	case spec == "none":
 		return deduper{}, nil
+	case spec == "body":
+		return deduper{body: true}, nil
 	case strings.HasPrefix(spec, "header:"):
 		name := strings.TrimSpace(strings.TrimPrefix(spec, "header:"))
 		if name == "" {
@@ -53,20 +64,30 @@ func parseDedupe(spec string) (deduper, error) {
 		}
 		return deduper{path: parts}, nil
 	default:
-		return deduper{}, fmt.Errorf("dedupe %q: want header:<name>, json:<dot.path> or none", spec)
+		return deduper{}, fmt.Errorf("dedupe %q: want header:<name>, json:<dot.path>, body or none", spec)
 	}
 }
 
 // value returns the dedupe value of a delivery, or "" when the rule is
 // none or the delivery does not carry one (then it is not deduplicated).
-func (d deduper) value(h http.Header, payload []byte) string {
+// raw is the body as received, payload what will be stored.
+func (d deduper) value(h http.Header, raw, payload []byte) string {
 	switch {
 	case d.header != "":
 		return strings.TrimSpace(header(h, d.header))
 	case d.path != nil:
 		return jsonLookup(payload, d.path)
+	case d.body:
+		sum := sha256.Sum256(raw)
+		return hex.EncodeToString(sum[:])
 	}
 	return ""
+}
+
+// validDedupeValue reports whether v can be a dedupe key: at most
+// MaxDedupeValue bytes of UTF-8.
+func validDedupeValue(v string) bool {
+	return len(v) <= MaxDedupeValue && utf8.ValidString(v)
 }
 
 // jsonLookup follows path through nested objects of a valid JSON document

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -109,13 +110,20 @@ func header(h http.Header, canonical string) string {
 	return ""
 }
 
-// within reports whether the Unix timestamp ts is within tol of now.
+// within reports whether the Unix timestamp ts is within tol of now, in
+// whole seconds. ts is untrusted and may be any int64, so it is only ever
+// compared, never subtracted: a difference could wrap around (a timestamp
+// 2^63 ns away once passed as fresh).
 func within(ts int64, now time.Time, tol time.Duration) bool {
-	d := now.Unix() - ts
-	if d < 0 {
-		d = -d
+	n, t := now.Unix(), int64(tol/time.Second)
+	lo, hi := n-t, n+t
+	if t > 0 && n < math.MinInt64+t {
+		lo = math.MinInt64
 	}
-	return time.Duration(d)*time.Second <= tol
+	if t > 0 && n > math.MaxInt64-t {
+		hi = math.MaxInt64
+	}
+	return ts >= lo && ts <= hi
 }
 
 type noneVerifier struct{}
@@ -143,6 +151,10 @@ func (v *standardVerifier) verify(h http.Header, body []byte, now time.Time, sc 
 		return outMissing, "webhook-id, webhook-timestamp and webhook-signature headers are required"
 	}
 	ts, err := strconv.ParseInt(tsRaw, 10, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		// A number beyond int64 is beyond any tolerance.
+		return outStale, "webhook-timestamp is outside the tolerance"
+	}
 	if err != nil {
 		return outInvalid, "webhook-timestamp is not a Unix timestamp"
 	}

@@ -1,5 +1,6 @@
 // Package webhook receives webhooks and vendor callbacks durably (SPEC
-// 5.6): for each configured endpoint it limits the body, checks the source
+// 5.6): for each configured endpoint it checks the declared size and the
+// source address before reading the body, limits signature failures per
 // address, verifies the signature (standard, stripe, github, shopify,
 // hmac, none), drops duplicates by key, enqueues one job and only then
 // answers 202. It also holds the forward worker, which POSTs a job's
@@ -22,11 +23,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/ratelimit"
 	"github.com/backlothq/backlot/jobs"
 )
 
@@ -80,6 +84,7 @@ const (
 	outInvalidBody
 	outDuplicate
 	outError
+	outLimited
 	numOutcomes
 )
 
@@ -93,32 +98,68 @@ var outcomeNames = [numOutcomes]string{
 	outInvalidBody: "invalid_body",
 	outDuplicate:   "duplicate",
 	outError:       "error",
+	outLimited:     "rate_limited",
 }
 
-// refusal maps a refusal outcome to its status and machine code.
+// Refusal messages (error_message): webhook senders are machines and their
+// operators, so the messages say what went wrong with the delivery rather
+// than asking a person to sign in.
+const (
+	msgMissing     = "The webhook delivery is missing its signature."
+	msgInvalid     = "The webhook signature did not verify."
+	msgStale       = "The webhook signature timestamp is outside the allowed window."
+	msgForbidden   = "This address may not send deliveries to this webhook."
+	msgTooLarge    = "The webhook body is too large."
+	msgInvalidBody = "The webhook body is not valid."
+	msgUnsupported = "The webhook body must be JSON or a form."
+	msgLimited     = "Too many webhook signature failures from this address. Retry later."
+	msgUnavailable = "The delivery could not be stored. Retry later."
+)
+
+// refusal maps a refusal outcome to its status, machine code and message.
 func refusal(o outcome, desc string) *httpapi.Error {
+	var e *httpapi.Error
 	switch o {
 	case outMissing:
-		return httpapi.E(http.StatusBadRequest, "missing_signature", desc)
+		e = httpapi.E(http.StatusBadRequest, "missing_signature", desc)
+		e.Message = msgMissing
 	case outInvalid:
-		return httpapi.E(http.StatusUnauthorized, "invalid_signature", desc)
+		e = httpapi.E(http.StatusUnauthorized, "invalid_signature", desc)
+		e.Message = msgInvalid
 	case outStale:
-		return httpapi.E(http.StatusUnauthorized, "stale_signature", desc)
+		e = httpapi.E(http.StatusUnauthorized, "stale_signature", desc)
+		e.Message = msgStale
 	case outForbidden:
-		return httpapi.E(http.StatusForbidden, "forbidden_source", desc)
+		e = httpapi.E(http.StatusForbidden, "forbidden_source", desc)
+		e.Message = msgForbidden
 	case outTooLarge:
-		return httpapi.E(http.StatusRequestEntityTooLarge, httpapi.ErrTooLarge.Code, desc)
+		e = httpapi.E(http.StatusRequestEntityTooLarge, httpapi.ErrTooLarge.Code, desc)
+		e.Message = msgTooLarge
 	case outInvalidBody:
-		return httpapi.E(http.StatusBadRequest, "invalid_body", desc)
+		e = httpapi.E(http.StatusBadRequest, "invalid_body", desc)
+		e.Message = msgInvalidBody
+	default:
+		e = httpapi.E(http.StatusInternalServerError, "internal_error", desc)
 	}
-	return httpapi.E(http.StatusInternalServerError, "internal_error", desc)
+	return e
 }
+
+// Signature failures allowed per source address: FailureBurst at once,
+// refilled at FailureBurst a minute. Beyond that the address is answered
+// 429 before its body is read.
+const (
+	FailureBurst = 20
+	failureRate  = rate.Limit(float64(FailureBurst) / 60)
+)
 
 // Set is the ingest endpoints of one configuration.
 type Set struct {
 	endpoints []*Endpoint
 	deps      Deps
 	pool      sync.Pool // *scratch
+	// failures counts signature failures per source address, across
+	// endpoints.
+	failures *ratelimit.Failures
 }
 
 // Endpoint is one webhook ingest endpoint; it is an http.Handler.
@@ -164,7 +205,7 @@ func New(cfgs []config.Webhook, deps Deps) (*Set, error) {
 			vec = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
-	s := &Set{deps: deps}
+	s := &Set{deps: deps, failures: ratelimit.NewFailures(failureRate, FailureBurst, 0)}
 	s.pool.New = func() any { return &scratch{} }
 	seen := map[string]bool{}
 	for i, c := range cfgs {
@@ -221,6 +262,17 @@ func (s *Set) newEndpoint(c config.Webhook, vec *prometheus.CounterVec) (*Endpoi
 // Endpoints returns the endpoints in configuration order.
 func (s *Set) Endpoints() []*Endpoint { return s.endpoints }
 
+// Paths returns every endpoint's URL path. Each endpoint enforces its own
+// max_body_bytes (larger or smaller than the server's), so the server
+// leaves these paths out of its own body limit.
+func (s *Set) Paths() []string {
+	out := make([]string, len(s.endpoints))
+	for i, e := range s.endpoints {
+		out[i] = e.path
+	}
+	return out
+}
+
 // Register mounts POST <path> for every endpoint on mux.
 func (s *Set) Register(mux *http.ServeMux) {
 	for _, e := range s.endpoints {
@@ -247,8 +299,10 @@ func (e *Endpoint) refuse(w http.ResponseWriter, r *http.Request, o outcome, des
 	httpapi.WriteError(w, r, refusal(o, desc))
 }
 
-// ServeHTTP runs the checks in the order SPEC 5.6 fixes: size, source,
-// signature, body, dedupe, durable enqueue, answer.
+// ServeHTTP runs the checks in a fixed order: declared size, source
+// address, signature-failure budget, body read, signature, payload,
+// dedupe, durable enqueue, answer. Everything a refused sender can be
+// refused for without its body comes before the body is read.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sc := e.set.pool.Get().(*scratch)
 	reuse := true
@@ -258,53 +312,83 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	// 1. Size.
+	// 1. Declared size.
 	if r.ContentLength > e.maxBody {
 		e.refuse(w, r, outTooLarge, "request body exceeds "+strconv.FormatInt(e.maxBody, 10)+" bytes")
 		return
 	}
+
+	// 2. Source address.
+	ip := e.clientIP(r)
+	if len(e.allow) > 0 && !e.allowed(ip) {
+		e.refuse(w, r, outForbidden, "source address is not allowed for this endpoint")
+		return
+	}
+
+	// 3. Signature-failure budget of the source address.
+	ipKey := ip.String()
+	now := e.set.deps.Now()
+	if wait, limited := e.set.failures.Blocked(ipKey, now); limited {
+		e.counters[outLimited].Inc()
+		herr := httpapi.Errorf(http.StatusTooManyRequests, "too_many_failures",
+			"too many failed webhook signatures from this address; retry in %d s", wait)
+		herr.Message = msgLimited
+		herr.Header = http.Header{"Retry-After": []string{strconv.Itoa(wait)}}
+		httpapi.WriteError(w, r, herr)
+		return
+	}
+
+	// 4. Body, up to the endpoint's limit.
 	body, err := readBody(r.Body, sc.body[:0], r.ContentLength, e.maxBody)
 	sc.body = body[:0]
 	if err != nil {
-		if errors.Is(err, errTooLarge) {
+		var herr *httpapi.Error
+		switch {
+		case errors.Is(err, errTooLarge):
 			e.refuse(w, r, outTooLarge, "request body exceeds "+strconv.FormatInt(e.maxBody, 10)+" bytes")
-		} else {
+		case errors.As(err, &herr):
+			// The server refused to buffer more (its in-flight body
+			// budget): its own answer, not a defect of the delivery.
+			e.counters[outError].Inc()
+			httpapi.WriteError(w, r, herr)
+		default:
 			e.refuse(w, r, outInvalidBody, "request body could not be read")
 		}
 		return
 	}
 
-	// 2. Source address.
-	if len(e.allow) > 0 && !e.allowed(r) {
-		e.refuse(w, r, outForbidden, "source address is not allowed for this endpoint")
-		return
-	}
-
-	// 3. Signature over the raw body.
-	if o, desc := e.verifier.verify(r.Header, body, e.set.deps.Now(), sc); o != outOK {
+	// 5. Signature over the raw body.
+	if o, desc := e.verifier.verify(r.Header, body, now, sc); o != outOK {
+		e.set.failures.Fail(ipKey, now)
 		e.refuse(w, r, o, desc)
 		return
 	}
 
-	// 4. Payload: JSON as received, a form as a JSON object.
+	// 6. Payload: JSON as received, a form as a JSON object.
 	payload, o, desc := toPayload(header(r.Header, "Content-Type"), body)
 	if o != outOK {
 		if o == outUnsupported {
 			e.counters[outInvalidBody].Inc()
-			httpapi.WriteError(w, r, httpapi.E(http.StatusUnsupportedMediaType, httpapi.ErrUnsupportedMedia.Code, desc))
+			herr := httpapi.E(http.StatusUnsupportedMediaType, httpapi.ErrUnsupportedMedia.Code, desc)
+			herr.Message = msgUnsupported
+			httpapi.WriteError(w, r, herr)
 			return
 		}
 		e.refuse(w, r, o, desc)
 		return
 	}
 
-	// 5. Dedupe key, namespaced by endpoint.
+	// 7. Dedupe key, namespaced by endpoint.
 	opts := jobs.EnqueueOpts{Queue: e.queue}
-	if v := e.dedupe.value(r.Header, payload); v != "" {
+	if v := e.dedupe.value(r.Header, body, payload); v != "" {
+		if !validDedupeValue(v) {
+			e.refuse(w, r, outInvalidBody, "dedupe value must be at most "+strconv.Itoa(MaxDedupeValue)+" bytes of UTF-8")
+			return
+		}
 		opts.DedupeKey = e.keyPfx + v
 	}
 
-	// 6. Durable enqueue; the answer follows the commit.
+	// 8. Durable enqueue; the answer follows the commit.
 	res, err := e.set.deps.Enqueuer.Enqueue(r.Context(), e.kind, payload, &opts)
 	if err != nil {
 		// The engine may still hold payload (a batch in flight): do not
@@ -314,7 +398,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.set.deps.Logger.ErrorContext(r.Context(), "webhook enqueue failed", "endpoint", e.path,
 			"kind", e.kind, "error", err, "request_id", httpapi.RequestIDFrom(r.Context()))
 		httpapi.WriteError(w, r, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
-			Description: "the delivery could not be stored; retry later", Err: fmt.Errorf("enqueue %s: %w", e.kind, err)})
+			Description: "the delivery could not be stored; retry later", Message: msgUnavailable,
+			Err: fmt.Errorf("enqueue %s: %w", e.kind, err)})
 		return
 	}
 	status := http.StatusAccepted
@@ -337,20 +422,22 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-// allowed reports whether the client address is in allow_ips: the address
-// the server middleware resolved, else the peer (or, behind a trusted
-// proxy, the X-Forwarded-For hop) resolved here.
-func (e *Endpoint) allowed(r *http.Request) bool {
-	var ip netip.Addr
+// clientIP is the delivery's source address: the one the server
+// middleware resolved, else the peer (or, behind a trusted proxy, the
+// X-Forwarded-For hop) resolved here. Invalid when unknown.
+func (e *Endpoint) clientIP(r *http.Request) netip.Addr {
 	if st := httpapi.StateFrom(r.Context()); st != nil && st.ClientIP != "" {
 		a, err := netip.ParseAddr(st.ClientIP)
 		if err != nil {
-			return false
+			return netip.Addr{}
 		}
-		ip = a.Unmap()
-	} else {
-		ip = e.set.deps.Proxies.ClientIP(r)
+		return a.Unmap()
 	}
+	return e.set.deps.Proxies.ClientIP(r)
+}
+
+// allowed reports whether ip is in allow_ips.
+func (e *Endpoint) allowed(ip netip.Addr) bool {
 	if !ip.IsValid() {
 		return false
 	}
@@ -364,20 +451,27 @@ func (e *Endpoint) allowed(r *http.Request) bool {
 
 var errTooLarge = errors.New("body too large")
 
-// readBody reads at most limit bytes of body into buf, growing it once to
-// the declared length when known.
+// readBody reads at most limit bytes of body into buf. It grows the
+// buffer to the declared length only after the first read has returned
+// data: the first read is where the server's in-flight body budget is
+// taken, and a refused or stalled sender must not cost a buffer of the
+// size it merely declared (freed heap stays with the process).
 func readBody(body io.Reader, buf []byte, contentLength, limit int64) ([]byte, error) {
 	if body == nil || body == http.NoBody {
 		return buf, nil
 	}
-	if contentLength > 0 && int64(cap(buf)) < contentLength+1 {
-		buf = make([]byte, 0, contentLength+1) // +1 to see EOF without growing
-	} else if cap(buf) == 0 {
-		buf = make([]byte, 0, 4096)
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, min(4096, max(contentLength+1, 512)))
 	}
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			if contentLength > 0 && int64(cap(buf)) < contentLength+1 {
+				nb := make([]byte, len(buf), contentLength+1) // +1 to see EOF without growing
+				copy(nb, buf)
+				buf = nb
+			} else {
+				buf = append(buf, 0)[:len(buf)]
+			}
 		}
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -412,6 +506,11 @@ func toPayload(contentType string, body []byte) ([]byte, outcome, string) {
 	case mt == "" || strings.EqualFold(mt, "application/json") || hasSuffixFold(mt, "+json"):
 		if !json.Valid(body) {
 			return nil, outInvalidBody, "body is not valid JSON"
+		}
+		// encoding/json accepts invalid UTF-8 inside strings; a store
+		// would not, and the sender should hear that now, not retry.
+		if !utf8.Valid(body) {
+			return nil, outInvalidBody, "body is not valid UTF-8"
 		}
 		return body, outOK, ""
 	case strings.EqualFold(mt, "application/x-www-form-urlencoded"):

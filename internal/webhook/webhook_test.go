@@ -488,7 +488,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"no job", func(c *config.Webhook) { c.Job = "" }, "job"},
 		{"bad path", func(c *config.Webhook) { c.Path = "hooks" }, "path"},
 		{"bad CIDR", func(c *config.Webhook) { c.AllowIPs = []string{"10.0.0.0/99"} }, "allow_ips"},
-		{"bad dedupe", func(c *config.Webhook) { c.Dedupe = "body" }, "dedupe"},
+		{"bad dedupe", func(c *config.Webhook) { c.Dedupe = "bodyhash" }, "dedupe"},
 		{"hmac without header", func(c *config.Webhook) { c.Verify = config.Verify{Scheme: "hmac", Secrets: []string{"x"}} }, "header"},
 		{"hmac bad algorithm", func(c *config.Webhook) {
 			c.Verify = config.Verify{Scheme: "hmac", Secrets: []string{"x"}, Header: "X", Algorithm: "md5"}

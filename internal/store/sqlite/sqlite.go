@@ -55,6 +55,9 @@ func Open(ctx context.Context, path string, opts store.Options) (*DB, error) {
 			return nil, fmt.Errorf("open sqlite %s: no database file: %w", path, store.ErrSchemaBehind)
 		}
 	}
+	if err := createOwnerOnly(path); err != nil {
+		return nil, err
+	}
 	db := &DB{path: path}
 	var err error
 	db.w, err = sql.Open("sqlite", dsn(path, url.Values{
@@ -77,6 +80,10 @@ func Open(ctx context.Context, path string, opts store.Options) (*DB, error) {
 	if err := db.w.PingContext(ctx); err != nil {
 		db.w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := sidecarsOwnerOnly(path); err != nil {
+		db.w.Close()
+		return nil, err
 	}
 
 	n := opts.MaxConns
@@ -127,6 +134,56 @@ func Open(ctx context.Context, path string, opts store.Options) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// createOwnerOnly creates the database file, if it does not exist yet,
+// readable and writable by its owner only: it holds job payloads and
+// sessions. SQLite would create it 0644 less the umask. The explicit
+// chmod makes the mode independent of the umask. An existing file keeps
+// the mode its owner gave it.
+func createOwnerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: create: %w", path, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("open sqlite %s: chmod: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("open sqlite %s: create: %w", path, err)
+	}
+	return nil
+}
+
+// sidecarsOwnerOnly gives the WAL and shared-memory files no more
+// permission than the database file: they hold the same data. SQLite
+// creates them with the database's mode, but an older version of this
+// program (or another tool) may have left them wider.
+func sidecarsOwnerOnly(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	want := fi.Mode().Perm()
+	for _, p := range []string{path + "-wal", path + "-shm"} {
+		si, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		if si.Mode().Perm()&^want != 0 {
+			if err := os.Chmod(p, si.Mode().Perm()&want); err != nil {
+				return fmt.Errorf("open sqlite %s: chmod %s: %w", path, filepath.Base(p), err)
+			}
+		}
+	}
+	return nil
 }
 
 // checkPath rejects paths the DSN cannot carry and missing directories,

@@ -18,4 +18,5 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	runCore(t, open)
 	runSessions(t, open)
 	runJobs(t, open)
+	runSecrets(t, open)
 }

@@ -12,7 +12,9 @@ import (
 )
 
 // testKey is base64 of 32 bytes all equal to b.
-func testKey(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, KeySize)) }
+func testKey(b byte) string {
+	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, KeySize))
+}
 
 func mustKeyring(t testing.TB, keys ...config.Key) *Keyring {
 	t.Helper()

@@ -29,6 +29,7 @@ import (
 	"github.com/backlothq/backlot/internal/cors"
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/secrets"
 	"github.com/backlothq/backlot/internal/server"
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/open"
@@ -49,6 +50,7 @@ type App struct {
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	store    store.Store
+	keys     *secrets.Keyring
 	auth     *authn.Set
 	engine   *engine.Engine
 	webhooks *webhook.Set
@@ -132,6 +134,13 @@ func (a *App) build(ctx context.Context) error {
 	proxies, err := httpapi.ParseProxies(cfg.Server.TrustedProxies)
 	if err != nil {
 		return fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	// Refuse to start while rows are sealed under a key missing from keys.
+	if a.keys, err = secrets.NewKeyring(cfg.Keys); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	if err := secrets.CheckKeys(ctx, a.store, a.keys); err != nil {
+		return fmt.Errorf("keys: %w", err)
 	}
 	a.auth, err = authn.NewSet(ctx, cfg.Authenticators, cfg.Marketplaces, authn.Deps{
 		Logger:  a.log,

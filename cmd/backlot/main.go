@@ -110,6 +110,7 @@ Start with:  backlot serve --config examples/quickstart/backlot.yaml`,
 		newConfigCmd(g),
 		newTokenCmd(g),
 		newJobsCmd(g),
+		newKeysCmd(g),
 		newVersionCmd(),
 	)
 	return root

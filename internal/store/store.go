@@ -57,6 +57,7 @@ type Store interface {
 	SessionStore
 	JobStore
 	LeaderStore
+	SecretStore
 }
 
 // Options tune Open for either backend.

@@ -1,0 +1,177 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/backlothq/backlot/internal/store"
+)
+
+// encryptedTable is one table that holds ciphertext (see
+// store.EncryptedStore): columns scope, name, key_id and ciphertext, with
+// (scope, name) unique and collated "C" so keyset paging is bytewise.
+type encryptedTable struct {
+	kind  string
+	table string
+}
+
+// encryptedTables lists every encrypted table in kind order. A new table
+// of ciphertext joins rotation, `backlot keys status` and the start-up key
+// check by being added here.
+func encryptedTables() []encryptedTable {
+	return []encryptedTable{
+		{kind: store.KindSecret, table: "secrets"},
+	}
+}
+
+func encryptedTableOf(kind string) (encryptedTable, error) {
+	for _, t := range encryptedTables() {
+		if t.kind == kind {
+			return t, nil
+		}
+	}
+	return encryptedTable{}, fmt.Errorf("no encrypted table of kind %q", kind)
+}
+
+// PutSecret inserts or replaces a secret.
+func (db *DB) PutSecret(ctx context.Context, s store.Secret) error {
+	_, err := db.pool.Exec(ctx,
+		`INSERT INTO secrets (scope, name, key_id, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5)
+		 ON CONFLICT (scope, name) DO UPDATE SET
+		     key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
+		s.Scope, s.Name, s.KeyID, s.Ciphertext, s.UpdatedAt.Truncate(time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("put secret %s %q: %w", s.Scope, s.Name, err)
+	}
+	return nil
+}
+
+// GetSecret reads one secret.
+func (db *DB) GetSecret(ctx context.Context, scope, name string) (store.Secret, error) {
+	s := store.Secret{Scope: scope, Name: name}
+	err := db.pool.QueryRow(ctx,
+		`SELECT key_id, ciphertext, updated_at FROM secrets WHERE scope = $1 AND name = $2`,
+		scope, name).Scan(&s.KeyID, &s.Ciphertext, &s.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Secret{}, fmt.Errorf("get secret %s %q: %w", scope, name, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Secret{}, fmt.Errorf("get secret %s %q: %w", scope, name, err)
+	}
+	s.UpdatedAt = s.UpdatedAt.UTC()
+	return s, nil
+}
+
+// DeleteSecret removes one secret.
+func (db *DB) DeleteSecret(ctx context.Context, scope, name string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM secrets WHERE scope = $1 AND name = $2`, scope, name)
+	if err != nil {
+		return fmt.Errorf("delete secret %s %q: %w", scope, name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete secret %s %q: %w", scope, name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// CountByKeyID counts the rows of every encrypted table per key id.
+func (db *DB) CountByKeyID(ctx context.Context) ([]store.KeyCount, error) {
+	var out []store.KeyCount
+	for _, t := range encryptedTables() {
+		rows, err := db.pool.Query(ctx,
+			`SELECT key_id, count(*) FROM `+t.table+` GROUP BY key_id ORDER BY key_id COLLATE "C"`)
+		if err != nil {
+			return nil, fmt.Errorf("count %s rows by key: %w", t.table, err)
+		}
+		for rows.Next() {
+			c := store.KeyCount{Kind: t.kind}
+			if err := rows.Scan(&c.KeyID, &c.Rows); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("count %s rows by key: %w", t.table, err)
+			}
+			out = append(out, c)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("count %s rows by key: %w", t.table, err)
+		}
+	}
+	return out, nil
+}
+
+// ListEncrypted pages through the rows of every encrypted table not sealed
+// under p.ExceptKeyID, walking each table's primary key.
+func (db *DB) ListEncrypted(ctx context.Context, p store.ListEncryptedParams) ([]store.EncryptedRow, error) {
+	if p.Limit <= 0 {
+		return nil, fmt.Errorf("list encrypted rows: limit %d, want a positive number", p.Limit)
+	}
+	var out []store.EncryptedRow
+	for _, t := range encryptedTables() {
+		if len(out) >= p.Limit {
+			break
+		}
+		q := `SELECT scope, name, key_id, ciphertext FROM ` + t.table + ` WHERE key_id <> $1`
+		args := []any{p.ExceptKeyID}
+		if p.After != nil {
+			if t.kind < p.After.Kind {
+				continue
+			}
+			if t.kind == p.After.Kind {
+				q += ` AND (scope, name) > ($2, $3)`
+				args = append(args, p.After.Scope, p.After.Name)
+			}
+		}
+		q += fmt.Sprintf(` ORDER BY scope, name LIMIT $%d`, len(args)+1)
+		args = append(args, p.Limit-len(out))
+		rows, err := db.pool.Query(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.table, err)
+		}
+		for rows.Next() {
+			r := store.EncryptedRow{EncryptedRef: store.EncryptedRef{Kind: t.kind}}
+			if err := rows.Scan(&r.Scope, &r.Name, &r.KeyID, &r.Ciphertext); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("list encrypted rows of %s: %w", t.table, err)
+			}
+			out = append(out, r)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.table, err)
+		}
+	}
+	return out, nil
+}
+
+// ReencryptRows swaps in new ciphertexts in one transaction, each only
+// where the old ciphertext is still in place.
+func (db *DB) ReencryptRows(ctx context.Context, batch []store.Reencrypt) (int64, error) {
+	var n int64
+	err := db.WriteTx(ctx, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		for _, r := range batch {
+			t, err := encryptedTableOf(r.Old.Kind)
+			if err != nil {
+				return err
+			}
+			b.Queue(`UPDATE `+t.table+` SET key_id = $1, ciphertext = $2 WHERE scope = $3 AND name = $4 AND ciphertext = $5`,
+				r.KeyID, r.Ciphertext, r.Old.Scope, r.Old.Name, r.Old.Ciphertext)
+		}
+		res := tx.SendBatch(ctx, &b)
+		for _, r := range batch {
+			tag, err := res.Exec()
+			if err != nil {
+				res.Close()
+				return fmt.Errorf("%s %s %q: %w", r.Old.Kind, r.Old.Scope, r.Old.Name, err)
+			}
+			n += tag.RowsAffected()
+		}
+		return res.Close()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("re-encrypt %d rows: %w", len(batch), err)
+	}
+	return n, nil
+}

@@ -125,8 +125,10 @@ func webhookCrash(t *testing.T, dir, storeURL string) {
 			t.Fatalf("%d forged deliveries answered %d, want 401 (then 429 once the forger is rate limited)", n, code)
 		}
 	}
-	if badAnswers[401] == 0 || badAnswers[401] > 20 {
-		t.Fatalf("forged deliveries answered %v: want 401 for the first (at most 20 a minute), then 429", badAnswers)
+	// The limit is a burst of 20 refilled at 20 a minute: over the load's
+	// duration a few more failures may be answered 401.
+	if most := 20 + int(time.Since(start)/(3*time.Second)) + 1; badAnswers[401] == 0 || badAnswers[401] > most {
+		t.Fatalf("forged deliveries answered %v: want 401 for the first (at most %d in %s), then 429", badAnswers, most, time.Since(start).Round(time.Second))
 	}
 	t.Logf("killed after %s: %d acknowledged, %d forged sent (%v answered)", time.Duration(killedAt.Load()).Round(time.Millisecond),
 		len(acked), len(badSent), badAnswers)

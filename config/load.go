@@ -272,8 +272,8 @@ func yamlIssue(file string, err error) Issue {
 
 // loader holds the state of one Load.
 type loader struct {
-	file    string
-	lookup  func(string) (string, bool)
+	file   string
+	lookup func(string) (string, bool)
 	issues []Issue
 	// holes are the key paths whose values failed to decode (every issue's
 	// path, and the key an unknown key probably meant): validation issues

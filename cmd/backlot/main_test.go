@@ -11,6 +11,7 @@ import (
 
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/sqlite"
+	"github.com/spf13/cobra"
 )
 
 // quickstart is the example configuration, relative to this package.
@@ -432,4 +433,25 @@ func TestBadConfigStopsEveryCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHelpSpeaksForItself: no --help text sends the reader to files a user
+// of the binary does not have (the product specification, its sources).
+func TestHelpSpeaksForItself(t *testing.T) {
+	t.Parallel()
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, text := range []string{c.Short, c.Long, c.Example, c.Flags().FlagUsages(), c.PersistentFlags().FlagUsages()} {
+			for _, banned := range []string{"SPEC", "seed 0", "Seed 0", "../shared"} {
+				if strings.Contains(text, banned) {
+					t.Errorf("%q --help mentions %q:\n%s", c.CommandPath(), banned, text)
+				}
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	var out, errb bytes.Buffer
+	walk(newRootCmd(&out, &errb))
 }

@@ -2,8 +2,11 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFILES  = $(shell find . -name '*.go' -not -path '*/node_modules/*' -not -path './bin/*')
+BIN     ?= bin/backlot
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
 
-.PHONY: test fmt-check vet build bench clean
+.PHONY: test fmt-check vet build install bench clean
 
 ## test: gofmt check, go vet, and the whole suite under the race detector
 ## (SQLite and a throwaway PostgreSQL; browser and interop tests included).
@@ -18,7 +21,14 @@ vet:
 
 ## build: a static binary (CGO_ENABLED=0) with the version stamped in.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/backlot ./cmd/backlot
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/backlot
+
+## install: build, then copy the binary to $(BINDIR) (default /usr/local/bin,
+## so `backlot` is on the PATH). PREFIX=$$HOME/.local installs for one user;
+## DESTDIR stages a package.
+install: build
+	install -d "$(DESTDIR)$(BINDIR)"
+	install -m 0755 $(BIN) "$(DESTDIR)$(BINDIR)/backlot"
 
 ## bench: the Go benchmarks, then the side-by-side comparison with the peer.
 bench:

@@ -19,6 +19,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,6 +60,11 @@ type App struct {
 	server   *server.Server
 	jobs     *Jobs
 
+	// workerMu guards workers: the job kinds with a worker in this process
+	// (App.Worker and webhook forwarders), for the start-up warning.
+	workerMu sync.Mutex
+	workers  map[string]bool
+
 	closeOnce sync.Once
 }
 
@@ -72,7 +79,7 @@ type options struct {
 // Option configures New.
 type Option func(*options)
 
-// WithConfigFile loads the configuration from a YAML file (SPEC section 4).
+// WithConfigFile loads the configuration from a YAML file (see docs/configuration.md).
 func WithConfigFile(path string) Option { return func(o *options) { o.configFile = path } }
 
 // WithConfig uses a configuration built in code; New fills its defaults
@@ -112,7 +119,7 @@ func New(opts ...Option) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), workers: map[string]bool{}}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
@@ -170,7 +177,7 @@ func (a *App) build(ctx context.Context) error {
 		return fmt.Errorf("webhook forwarders: %w", err)
 	}
 	for kind, fn := range forwarders {
-		a.engine.Register(kind, fn)
+		a.register(kind, fn)
 	}
 
 	a.auth.Register(a.mux)
@@ -240,8 +247,53 @@ func (a *App) HandleRule(pattern string, authenticators []string, rule auth.Rule
 	a.mux.Handle(pattern, handler)
 }
 
-// Worker registers the handler for jobs of kind. Register before Run.
-func (a *App) Worker(kind string, fn jobs.WorkFunc) { a.engine.Register(kind, fn) }
+// Worker registers the handler for jobs of kind. Register before Run: at
+// start, Run warns about every job kind the configuration produces that has
+// no worker.
+func (a *App) Worker(kind string, fn jobs.WorkFunc) { a.register(kind, fn) }
+
+func (a *App) register(kind string, fn jobs.WorkFunc) {
+	a.workerMu.Lock()
+	a.workers[kind] = true
+	a.workerMu.Unlock()
+	a.engine.Register(kind, fn)
+}
+
+// warnUnhandledKinds logs a warning for every job kind that webhooks,
+// schedules or marketplace event polling produce and that has neither a
+// worker in this process nor a forward: those jobs would wait in the store,
+// and nothing else would say so.
+func (a *App) warnUnhandledKinds() {
+	sources := map[string][]string{}
+	for i, w := range a.cfg.Webhooks {
+		sources[w.Job] = append(sources[w.Job], fmt.Sprintf("webhooks[%d] (%s)", i, w.Path))
+	}
+	for i, s := range a.cfg.Schedules {
+		sources[s.Job] = append(sources[s.Job], fmt.Sprintf("schedules[%d] (%s)", i, s.Name))
+	}
+	for name, m := range a.cfg.Marketplaces {
+		if len(m.Events.Types) > 0 && m.Events.Job != "" {
+			sources[m.Events.Job] = append(sources[m.Events.Job], "marketplaces."+name+".events")
+		}
+	}
+	kinds := make([]string, 0, len(sources))
+	for k := range sources {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	a.workerMu.Lock()
+	defer a.workerMu.Unlock()
+	for _, kind := range kinds {
+		if kind == "" || a.workers[kind] {
+			continue
+		}
+		srcs := sources[kind]
+		sort.Strings(srcs)
+		a.log.Warn("no worker for job kind: its jobs will wait",
+			"kind", kind, "produced_by", strings.Join(srcs, ", "),
+			"fix", "register a worker for it (App.Worker in a Go build), or set forward on the webhook")
+	}
+}
 
 // Jobs is the job queue, for enqueueing from handlers and workers.
 func (a *App) Jobs() *Jobs { return a.jobs }
@@ -276,6 +328,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return fmt.Errorf("start job engine: %w", err)
 	}
+	a.warnUnhandledKinds()
 	a.log.Info("backlot serving", "addr", ln.Addr().String(), "store", a.store.Backend(), "tls", a.cfg.Server.TLS.Enabled())
 	serveErr := a.server.Serve(ctx, ln)
 

@@ -1,6 +1,7 @@
 package backlot_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -283,4 +285,94 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
+}
+
+// TestWarnsAboutKindsWithoutWorker: at start, every job kind that the
+// configuration produces and nothing in this process handles is named in a
+// warning; kinds with a worker (registered before Run) or a forward are not.
+func TestWarnsAboutKindsWithoutWorker(t *testing.T) {
+	t.Parallel()
+	const whsec = "whsec_YmFja2xvdC10ZXN0LXNlY3JldA=="
+	cfg := &config.Config{
+		Server: config.Server{Listen: "127.0.0.1:0"},
+		Store:  config.Store{URL: "sqlite://" + filepath.Join(t.TempDir(), "app.db")},
+		Webhooks: []config.Webhook{
+			{Path: "/webhooks/vendor", Verify: config.Verify{Scheme: config.SchemeStandard, Secrets: []string{whsec}}, Job: "vendor.event"},
+			{Path: "/webhooks/other", Verify: config.Verify{Scheme: config.SchemeStandard, Secrets: []string{whsec}}, Job: "vendor.event"},
+			{Path: "/webhooks/fwd", Verify: config.Verify{Scheme: config.SchemeStandard, Secrets: []string{whsec}},
+				Forward: &config.Forward{URL: "http://127.0.0.1:9/hooks", Secret: whsec}},
+			{Path: "/webhooks/handled", Verify: config.Verify{Scheme: config.SchemeStandard, Secrets: []string{whsec}}, Job: "handled.event"},
+		},
+		Schedules: []config.Schedule{
+			{Name: "reminders", Cron: "0 9 * * *", Job: "reminders.send"},
+			{Name: "sweep", Cron: "@hourly", Job: "sweep.run"},
+		},
+	}
+	var logs syncBuffer
+	app, err := backlot.New(backlot.WithConfig(cfg), backlot.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noop := func(context.Context, *jobs.Job) error { return nil }
+	app.Worker("handled.event", noop)
+	app.Worker("sweep.run", noop)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // start, warn, and stop at once
+	if err := app.Serve(ctx, ln); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+
+	warned := map[string]string{}
+	for _, raw := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var l struct {
+			Level      string `json:"level"`
+			Msg        string `json:"msg"`
+			Kind       string `json:"kind"`
+			ProducedBy string `json:"produced_by"`
+		}
+		if err := json.Unmarshal([]byte(raw), &l); err != nil {
+			t.Fatalf("log line %q: %v", raw, err)
+		}
+		if l.Level == "WARN" && strings.HasPrefix(l.Msg, "no worker for job kind") {
+			if _, dup := warned[l.Kind]; dup {
+				t.Errorf("kind %s warned twice", l.Kind)
+			}
+			warned[l.Kind] = l.ProducedBy
+		}
+	}
+	want := map[string]string{
+		"vendor.event":   "webhooks[0] (/webhooks/vendor), webhooks[1] (/webhooks/other)",
+		"reminders.send": "schedules[0] (reminders)",
+	}
+	if len(warned) != len(want) {
+		t.Errorf("warned about %v, want exactly %v\nlogs:\n%s", warned, want, logs.String())
+	}
+	for kind, by := range want {
+		if warned[kind] != by {
+			t.Errorf("kind %s: produced_by %q, want %q", kind, warned[kind], by)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger writing from goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -1,5 +1,5 @@
 // Package config holds backlot's configuration: the Go types of the whole
-// YAML schema (SPEC section 4), loading with ${VAR} expansion, a .env file
+// YAML schema, loading with ${VAR} expansion, a .env file
 // and BACKLOT_<PATH> overrides, and validation that names the key and line
 // of every mistake.
 //
@@ -224,7 +224,7 @@ type Upstream struct {
 	Retries int      `yaml:"retries"`
 }
 
-// Route is a proxy route (SPEC 5.9).
+// Route is a proxy route.
 type Route struct {
 	Match      string     `yaml:"match"` // "METHOD /path"
 	Auth       []string   `yaml:"auth"`
@@ -267,7 +267,7 @@ const (
 	SchemeNone     = "none"
 )
 
-// Webhook is one ingest endpoint (SPEC 5.6).
+// Webhook is one ingest endpoint.
 type Webhook struct {
 	Path     string   `yaml:"path"`
 	Verify   Verify   `yaml:"verify"`

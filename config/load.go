@@ -68,7 +68,13 @@ func (i Issue) String() string {
 // return it; the CLI exits with status 2 for it.
 type Error struct {
 	Issues []Issue
+
+	// cause is the underlying error when the file could not be read.
+	cause error
 }
+
+// Unwrap returns the reason a file could not be read, or nil.
+func (e *Error) Unwrap() error { return e.cause }
 
 // Error prints one issue per line.
 func (e *Error) Error() string {
@@ -107,10 +113,18 @@ type origin struct {
 // (os.LookupEnv in production); a .env file beside the configuration file
 // supplies values the environment does not set. The process environment is
 // never modified. Problems in the file are reported together as an *Error.
+//
+// A file that cannot be read is an *Error too (its one issue names the
+// file), so every configuration problem ends the same way: exit status 2.
 func Load(path string, env func(string) (string, bool)) (*Config, error) {
+	return loadWith(path, env, notYetAvailable())
+}
+
+// loadWith is Load with the table of keys to refuse (notYetAvailable).
+func loadWith(path string, env func(string) (string, bool), unavailable []string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, readError(path, err)
 	}
 	dotenvPath := filepath.Join(filepath.Dir(path), ".env")
 	dotenv, err := godotenv.Read(dotenvPath)
@@ -129,11 +143,27 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 		v, ok := dotenv[name]
 		return v, ok
 	}
-	return parse(path, data, lookup)
+	return parseWith(path, data, lookup, unavailable)
+}
+
+// readError reports a configuration file that cannot be read. The cause
+// stays reachable with errors.Is (fs.ErrNotExist, fs.ErrPermission).
+func readError(path string, err error) *Error {
+	cause := err
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		cause = pe.Err // the path is already in the issue
+	}
+	return &Error{Issues: []Issue{{File: path, Msg: "cannot read: " + cause.Error()}}, cause: err}
 }
 
 // parse is Load after the files are read.
-func parse(file string, data []byte, lookup func(string) (string, bool)) (cfg *Config, err error) {
+func parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	return parseWith(file, data, lookup, notYetAvailable())
+}
+
+// parseWith is parse with the table of keys to refuse.
+func parseWith(file string, data []byte, lookup func(string) (string, bool), unavailable []string) (cfg *Config, err error) {
 	l := &loader{
 		file:    file,
 		lookup:  lookup,
@@ -166,21 +196,49 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (cfg *C
 	for n, is := range expIssues {
 		if !l.replaced(n) {
 			l.issues = append(l.issues, is...)
+			for _, i := range is {
+				l.holes = append(l.holes, i.Path)
+			}
 			l.bad[n] = true
 		}
 	}
 
 	cfg = &Config{File: file}
 	l.decode(doc, reflect.ValueOf(cfg).Elem(), "")
-	if len(l.issues) > 0 {
-		return nil, l.err()
-	}
 	cfg.origins = l.origins
-	cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
+	// Validation runs even when decoding found problems, so one run reports
+	// everything (an unknown key and a missing secret elsewhere together).
+	// Validation issues at, under or above a value that failed to decode
+	// are left out: that value is missing, and saying so twice misleads.
+	if err := cfg.finish(l.issues, l.holes, unavailable); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// finish refuses the keys of the unavailable table that c sets, fills the
+// defaults and validates; it returns every problem, with earlier (decoding)
+// issues, as one *Error. Validation issues covered by a hole (a key path
+// that failed to decode) or by a refused key are dropped.
+func (c *Config) finish(earlier []Issue, holes, unavailable []string) error {
+	refused, refusedPaths := c.refuse(unavailable)
+	c.withDefaults()
+	issues := append(append([]Issue(nil), earlier...), refused...)
+	skip := append(append([]string(nil), holes...), refusedPaths...)
+	var ve *Error
+	if err := c.Validate(); errors.As(err, &ve) {
+		for _, is := range ve.Issues {
+			if !covered(is.Path, skip) {
+				issues = append(issues, is)
+			}
+		}
+	} else if err != nil {
+		return err
+	}
+	if len(issues) == 0 {
+		return nil
+	}
+	return newError(c.File, issues)
 }
 
 // parseYAML parses into a node tree. A panic inside the YAML library is
@@ -214,9 +272,13 @@ func yamlIssue(file string, err error) Issue {
 
 // loader holds the state of one Load.
 type loader struct {
-	file    string
-	lookup  func(string) (string, bool)
-	issues  []Issue
+	file   string
+	lookup func(string) (string, bool)
+	issues []Issue
+	// holes are the key paths whose values failed to decode (every issue's
+	// path, and the key an unknown key probably meant): validation issues
+	// about them are consequences, not news.
+	holes   []string
 	origins map[string]origin
 	// envOf marks nodes created by a BACKLOT_* override, by variable name.
 	envOf map[*yaml.Node]string
@@ -244,15 +306,17 @@ func (l *loader) add(n *yaml.Node, path, format string, args ...any) {
 		}
 	}
 	l.issues = append(l.issues, is)
+	l.holes = append(l.holes, path)
 }
 
-func (l *loader) err() error {
-	sortIssues(l.issues)
-	if len(l.issues) > maxIssues {
-		more := len(l.issues) - maxIssues
-		l.issues = append(l.issues[:maxIssues], Issue{File: l.file, Msg: fmt.Sprintf("… and %d more problems", more)})
+// newError sorts issues by line and caps them at maxIssues.
+func newError(file string, issues []Issue) *Error {
+	sortIssues(issues)
+	if len(issues) > maxIssues {
+		more := len(issues) - maxIssues
+		issues = append(issues[:maxIssues], Issue{File: file, Msg: fmt.Sprintf("… and %d more problems", more)})
 	}
-	return &Error{Issues: l.issues}
+	return &Error{Issues: issues}
 }
 
 // record notes where path was set.
@@ -864,6 +928,7 @@ func (l *loader) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			msg := "unknown key"
 			if s := suggest(key, fields); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
+				l.holes = append(l.holes, joinKey(path, s))
 			}
 			l.add(p.k, kp, "%s", msg)
 			continue

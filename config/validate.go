@@ -57,10 +57,10 @@ const (
 )
 
 // Prepare fills defaults and validates, for a Config built in code; Load
-// already does both.
+// already does both. Like Load, it refuses the keys this version does not
+// implement yet (Validate alone does not).
 func (c *Config) Prepare() error {
-	c.withDefaults()
-	return c.Validate()
+	return c.finish(nil, nil, notYetAvailable())
 }
 
 func boolPtr(b bool) *bool { return &b }
@@ -496,7 +496,7 @@ func (v *validator) keys() {
 		}
 	}
 	if len(v.c.Keys) == 0 && len(v.c.Connections) > 0 {
-		v.add("keys", "at least one key is required: connection tokens are stored encrypted")
+		v.add("connections", "need at least one entry in keys: connection tokens are stored encrypted")
 	}
 }
 
@@ -515,7 +515,8 @@ func (v *validator) cors() {
 	for i, o := range c.AllowedOrigins {
 		p := fmt.Sprintf("cors.allowed_origins[%d]", i)
 		if o == "*" {
-			// SPEC 5.3: exact origins and *. subdomain wildcards only.
+			// Exact origins and *. subdomain wildcards only: "*" with
+			// credentials would hand every site the caller's session.
 			v.add(p, `"*" is not allowed: list the origins (wildcards only as https://*.example.com)`)
 			continue
 		}

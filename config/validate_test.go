@@ -43,7 +43,7 @@ func TestValidateErrors(t *testing.T) {
 		{"key not base64", local + "keys:\n  - {id: a, secret: \"!!!\"}\n",
 			"backlot.yaml:3: keys[0].secret: want base64 of exactly 32 random bytes"},
 		{"connections need a key", local + "authenticators:\n  u: {type: hs256, secret: " + secret32 + "}\nconnections:\n  c: {authorize_url: \"https://a.example/a\", token_url: \"https://a.example/t\", client_id: x, auth: [u]}\n",
-			"keys: at least one key is required: connection tokens are stored encrypted"},
+			"backlot.yaml:4: connections: need at least one entry in keys: connection tokens are stored encrypted"},
 		// cors
 		{"star with credentials", local + "cors:\n  allow_credentials: true\n  allowed_origins:\n    - \"*\"\n",
 			`backlot.yaml:5: cors.allowed_origins[0]: "*" is not allowed`},
@@ -210,7 +210,7 @@ func TestValidateErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := load(t, tt.yaml, nil)
+			_, err := loadBuilt(t, tt.yaml, nil)
 			wantErr(t, err, tt.want)
 		})
 	}
@@ -234,7 +234,7 @@ func TestValidateAccepts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := load(t, tt.yaml, nil); err != nil {
+			if _, err := loadBuilt(t, tt.yaml, nil); err != nil {
 				t.Fatalf("Load: %v", err)
 			}
 		})

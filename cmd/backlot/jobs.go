@@ -158,7 +158,7 @@ func newJobsListCmd(g *globalFlags, asJSON *bool) *cobra.Command {
 				fmt.Fprintln(tw, "ID\tKIND\tQUEUE\tSTATE\tATTEMPT\tRUN AT\tCREATED\tLAST ERROR")
 				for _, j := range js {
 					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.ID, j.Kind, j.Queue, j.State,
-						j.Attempt, j.MaxAttempts, fmtTime(&j.RunAt), fmtTime(&j.CreatedAt), firstLine(j.LastError, 60))
+						j.Attempt, j.MaxAttempts, fmtTime(&j.RunAt), fmtTime(&j.CreatedAt), listedError(j))
 				}
 				return tw.Flush()
 			})
@@ -170,6 +170,32 @@ func newJobsListCmd(g *globalFlags, asJSON *bool) *cobra.Command {
 	fl.StringVar(&queue, "queue", "", "only jobs of this queue")
 	fl.IntVar(&limit, "limit", 50, "at most this many jobs")
 	return cmd
+}
+
+// listedError is the LAST ERROR column: empty for a completed job, whose
+// earlier failures are history (jobs show prints them, labelled).
+func listedError(j *jobs.Job) string {
+	if j.State == jobs.StateCompleted {
+		return ""
+	}
+	return firstLine(j.LastError, 60)
+}
+
+// errorIsCurrent reports whether a job's last error describes where it
+// stands: it is waiting to retry, or it ended on that error. A job that
+// completed, or is running or waiting again, keeps the error of an earlier
+// attempt, which is history rather than state.
+func errorIsCurrent(s jobs.State) bool {
+	return s == jobs.StateRetrying || s == jobs.StateFailed || s == jobs.StateCancelled
+}
+
+// shownProgress is the job's progress, and 100 once it completed: workers
+// need not report progress, and a finished job is done whatever it said.
+func shownProgress(j *jobs.Job) int {
+	if j.State == jobs.StateCompleted {
+		return 100
+	}
+	return j.Progress
 }
 
 func firstLine(s string, n int) string {
@@ -218,7 +244,7 @@ func newJobsShowCmd(g *globalFlags, asJSON *bool) *cobra.Command {
 				row("queue", j.Queue)
 				row("state", string(j.State))
 				row("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
-				row("progress", fmt.Sprintf("%d%%", j.Progress))
+				row("progress", fmt.Sprintf("%d%%", shownProgress(j)))
 				row("run at", fmtTime(&j.RunAt))
 				row("lease until", fmtTime(j.LeaseUntil))
 				row("created", fmtTime(&j.CreatedAt))
@@ -230,7 +256,11 @@ func newJobsShowCmd(g *globalFlags, asJSON *bool) *cobra.Command {
 					return err
 				}
 				if j.LastError != "" {
-					fmt.Fprintf(out, "last error:\n  %s\n", strings.ReplaceAll(j.LastError, "\n", "\n  "))
+					label := "last error"
+					if !errorIsCurrent(j.State) {
+						label = "previous attempt's error"
+					}
+					fmt.Fprintf(out, "%s:\n  %s\n", label, strings.ReplaceAll(j.LastError, "\n", "\n  "))
 				}
 				fmt.Fprintf(out, "payload:\n  %s\n", j.Payload)
 				fmt.Fprintf(out, "log (%d lines):\n", len(logs))

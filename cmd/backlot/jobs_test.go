@@ -120,3 +120,83 @@ func TestJobsCmd(t *testing.T) {
 		}
 	}
 }
+
+// TestJobsShowCompletedAfterRetry: a job that failed once and then
+// completed is shown as done (progress 100%), and its first attempt's error
+// is labelled as history, not as the job's last error.
+func TestJobsShowCompletedAfterRetry(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "b.db")
+	cfgPath := writeFile(t, dir, "backlot.yaml", "server: { listen: \"127.0.0.1:0\" }\nstore: { url: \"sqlite://"+dbPath+"\" }\n")
+	if code, _, errs := cli(t, "migrate", "--config", cfgPath); code != 0 {
+		t.Fatalf("migrate: %s", errs)
+	}
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, dbPath, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now()
+	res, err := db.InsertJobs(ctx, now, []store.JobInsert{{Kind: "mail.send", Queue: "default", Payload: []byte(`{}`), MaxAttempts: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res[0].ID
+	claim := func(at time.Time) {
+		t.Helper()
+		got, err := db.ClaimJobs(ctx, store.ClaimParams{Queue: "default", Kinds: []string{"mail.send"}, Limit: 1, Now: at, Lease: time.Minute})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("claim: %v (%d jobs)", err, len(got))
+		}
+	}
+	finish := func(f store.JobFinish) {
+		t.Helper()
+		if err := db.UpdateJobs(ctx, store.JobUpdates{Finishes: []store.JobFinish{f}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	show := func() string {
+		t.Helper()
+		code, out, errs := cli(t, "jobs", "show", fmt.Sprint(id), "--config", cfgPath)
+		if code != 0 {
+			t.Fatalf("show: exit %d, stderr %s", code, errs)
+		}
+		return out
+	}
+	list := func() string {
+		t.Helper()
+		code, out, errs := cli(t, "jobs", "list", "--config", cfgPath)
+		if code != 0 {
+			t.Fatalf("list: exit %d, stderr %s", code, errs)
+		}
+		return out
+	}
+
+	claim(now)
+	finish(store.JobFinish{JobRef: store.JobRef{ID: id, Attempt: 1}, State: jobs.StateRetrying, RunAt: now, Error: "smtp: 421 try later", At: now})
+	// Waiting to retry: the error is the job's current state.
+	if out := show(); !strings.Contains(out, "state:        retrying") || !strings.Contains(out, "last error:\n  smtp: 421 try later") || !strings.Contains(out, "progress:     0%") {
+		t.Fatalf("retrying job:\n%s", out)
+	}
+	if out := list(); !strings.Contains(out, "smtp: 421") {
+		t.Fatalf("list of a retrying job lacks its error:\n%s", out)
+	}
+
+	later := now.Add(time.Second)
+	claim(later)
+	finish(store.JobFinish{JobRef: store.JobRef{ID: id, Attempt: 2}, State: jobs.StateCompleted, At: later})
+	out := show()
+	for _, want := range []string{"state:        completed", "2 of 5", "progress:     100%", "previous attempt's error:\n  smtp: 421 try later"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("completed job: missing %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "last error") || strings.Contains(out, "progress:     0%") {
+		t.Errorf("completed job still shows a last error or 0%% progress:\n%s", out)
+	}
+	if out := list(); strings.Contains(out, "smtp: 421") {
+		t.Errorf("list shows an old error on a completed job:\n%s", out)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/sqlite"
+	"github.com/spf13/cobra"
 )
 
 // quickstart is the example configuration, relative to this package.
@@ -276,16 +277,87 @@ func TestConfigCheckEnvOverride(t *testing.T) {
 	}
 }
 
-func TestConfigCheckMissingFile(t *testing.T) {
+// TestConfigUnreadable: a configuration file that cannot be read (absent,
+// or a directory) is a configuration error like any other: status 2, one
+// line naming the file, for every command that reads it.
+func TestConfigUnreadable(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "absent.yaml")
-	code, out, errOut := cli(t, "config", "check", "--config", path)
-	if code == 0 || out != "" {
-		t.Errorf("exit %d, stdout %q; want a failure", code, out)
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ path, want string }{
+		"absent":      {filepath.Join(dir, "absent.yaml"), "cannot read: no such file or directory"},
+		"a directory": {dir, "cannot read: is a directory"},
+	} {
+		for _, args := range [][]string{{"config", "check"}, {"serve"}, {"migrate"}, {"jobs", "list"}} {
+			t.Run(name+"/"+strings.Join(args, " "), func(t *testing.T) {
+				t.Parallel()
+				code, out, errOut := cli(t, append(args, "--config", tc.path)...)
+				want := "backlot: " + tc.path + ": " + tc.want + "\n"
+				if code != 2 || errOut != want || out != "" {
+					t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errOut, want)
+				}
+			})
+		}
 	}
-	checkPrefixed(t, errOut)
-	if !strings.Contains(errOut, path) {
-		t.Errorf("stderr %q does not name the file", errOut)
+}
+
+// TestNotYetAvailableKeysRefused: keys with nothing behind them in this
+// version stop config check and serve with status 2, naming key and line.
+func TestNotYetAvailableKeysRefused(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, t.TempDir(), "backlot.yaml", `server: { listen: "127.0.0.1:0" }
+keys:
+  - { id: k1, secret: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }
+marketplaces:
+  main:
+    client_id: c
+    integration: { client_id: i, client_secret: s }
+upstreams:
+  pay: { base_url: "https://pay.example" }
+routes:
+  - { match: "POST /api/account", upstream: pay }
+connections:
+  acme: { authorize_url: "https://a.example/a", token_url: "https://a.example/t", client_id: c, auth: [nobody] }
+console: { path: /_/, auth: [nobody] }
+`)
+	want := "backlot: " + path + ":7: marketplaces.main.integration: not available yet in this version\n" +
+		"backlot: " + path + ":8: upstreams: not available yet in this version\n" +
+		"backlot: " + path + ":10: routes: not available yet in this version\n" +
+		"backlot: " + path + ":12: connections: not available yet in this version\n" +
+		"backlot: " + path + ":14: console: not available yet in this version\n"
+	for _, args := range [][]string{{"config", "check"}, {"serve"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := cli(t, append(args, "--config", path)...)
+			if code != 2 || errOut != want || out != "" {
+				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant 2 and:\n%s", code, out, errOut, want)
+			}
+		})
+	}
+}
+
+// TestEveryConfigProblemInOneRun: an unknown key and a wrong type (found
+// while decoding) no longer hide a validation problem elsewhere.
+func TestEveryConfigProblemInOneRun(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, t.TempDir(), "backlot.yaml", `server:
+  listen: "127.0.0.1:0"
+  max_body_bytes: lots
+store:
+  uri: sqlite://x.db
+authenticators:
+  users: { type: hs256, secret: too-short }
+`)
+	want := "backlot: " + path + `:3: server.max_body_bytes: want an integer, got "lots"` + "\n" +
+		"backlot: " + path + `:5: store.uri: unknown key (did you mean "url"?)` + "\n" +
+		"backlot: " + path + ":7: authenticators.users.secret: must be at least 32 bytes (got 9)\n"
+	for _, args := range [][]string{{"config", "check"}, {"serve"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := cli(t, append(args, "--config", path)...)
+			if code != 2 || errOut != want || out != "" {
+				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant 2 and:\n%s", code, out, errOut, want)
+			}
+		})
 	}
 }
 
@@ -361,4 +433,25 @@ func TestBadConfigStopsEveryCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHelpSpeaksForItself: no --help text sends the reader to files a user
+// of the binary does not have (the product specification, its sources).
+func TestHelpSpeaksForItself(t *testing.T) {
+	t.Parallel()
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, text := range []string{c.Short, c.Long, c.Example, c.Flags().FlagUsages(), c.PersistentFlags().FlagUsages()} {
+			for _, banned := range []string{"SPEC", "seed 0", "Seed 0", "../shared"} {
+				if strings.Contains(text, banned) {
+					t.Errorf("%q --help mentions %q:\n%s", c.CommandPath(), banned, text)
+				}
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	var out, errb bytes.Buffer
+	walk(newRootCmd(&out, &errb))
 }

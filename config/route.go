@@ -15,6 +15,9 @@ type RouteMatch struct {
 	// Wildcards are the names of the {name} and {name...} segments, in
 	// order ({$} is not a wildcard).
 	Wildcards []string
+	// Rest is the name of a final {name...} wildcard, whose value may span
+	// several segments; "" when there is none.
+	Rest string
 }
 
 // ParseRouteMatch checks that m is a net/http pattern ("POST /api/x",
@@ -36,9 +39,13 @@ func ParseRouteMatch(m string) (rm RouteMatch, err error) {
 	rm = RouteMatch{Method: method, Path: path}
 	for _, seg := range strings.Split(path, "/") {
 		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			name := strings.TrimSuffix(strings.Trim(seg, "{}"), "...")
+			inner := strings.Trim(seg, "{}")
+			name := strings.TrimSuffix(inner, "...")
 			if name != "$" {
 				rm.Wildcards = append(rm.Wildcards, name)
+			}
+			if name != inner {
+				rm.Rest = name
 			}
 		}
 	}

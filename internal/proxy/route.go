@@ -121,8 +121,13 @@ func (rt *route) target(r *http.Request) (*url.URL, error) {
 			continue
 		}
 		v := r.PathValue(p.Wildcard)
-		segs := strings.Split(v, "/")
-		for i, s := range segs {
+		if p.Wildcard != rt.match.Rest {
+			// One segment: a decoded "/" stays encoded (and JoinPath
+			// refuses it), so a value can never add segments.
+			b.WriteString(url.PathEscape(v))
+			continue
+		}
+		for i, s := range strings.Split(v, "/") {
 			if i > 0 {
 				b.WriteByte('/')
 			}

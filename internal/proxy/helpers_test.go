@@ -102,15 +102,15 @@ func (r *resolver) hosts() []string {
 // fixture is a proxy Set mounted on a mux behind a real hs256
 // authenticator, with the payments and partner simulators on loopback.
 type fixture struct {
-	pay      *payments.Payments
-	paySrv   *httptest.Server
-	mwSrv    *httptest.Server
-	front    *httptest.Server
-	logs     *syncBuffer
-	reg      *prometheus.Registry
-	sleeps   *sleepLog
-	resolver *resolver
-	token    string // the caller's bearer token
+	pay       *payments.Payments
+	paySrv    *httptest.Server
+	mwSrv     *httptest.Server
+	front     *httptest.Server
+	logs      *syncBuffer
+	reg       *prometheus.Registry
+	sleeps    *sleepLog
+	resolver  *resolver
+	token     string // the caller's bearer token
 	paySecret string
 }
 

@@ -300,7 +300,7 @@ func pageServer(t *testing.T) *httptest.Server {
 	mux.HandleFunc("GET /forge", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><html><body><form method="POST" action="%s" enctype="text/plain">
-<input type="hidden" name='{"account_id":1001,"checkout_id":5002,"refund_reason":"forged","x":"' value='"}'></form></body></html>`,
+<input type="hidden" name='{"account_id":1001,"checkout_id":5001,"refund_reason":"forged","x":"' value='"}'></form></body></html>`,
 			html.EscapeString(r.URL.Query().Get("action")))
 	})
 	srv := httptest.NewServer(mux)
@@ -383,15 +383,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	found := false
 	for _, c := range d.pay.PayerCheckouts(payments.DemoPayerEmail) {
-		if fmt.Sprint(c["checkout_id"]) == fmt.Sprint(payments.DemoCheckoutLarge) {
+		if fmt.Sprint(c["checkout_id"]) == fmt.Sprint(payments.DemoCheckoutRecent) {
 			found = true
 			if c["state"] != "captured" {
-				t.Errorf("checkout %d is %v after the forged POST", payments.DemoCheckoutLarge, c["state"])
+				t.Errorf("checkout %d is %v after the forged POST", payments.DemoCheckoutRecent, c["state"])
 			}
 		}
 	}
 	if !found {
-		t.Errorf("checkout %d not found", payments.DemoCheckoutLarge)
+		t.Errorf("checkout %d not found", payments.DemoCheckoutRecent)
 	}
 }
 

@@ -127,7 +127,7 @@ func intp(n int) *int { return &n }
 // newFixture builds the proxy for s. Upstream and lookup URLs may use
 // the placeholders PAY and MW for the simulators' base URLs, and MWSECRET
 // and PAYSECRET for their secrets.
-func newFixture(t *testing.T, s setup) *fixture {
+func newFixture(t testing.TB, s setup) *fixture {
 	t.Helper()
 	f := &fixture{logs: &syncBuffer{}, reg: prometheus.NewRegistry(), sleeps: &sleepLog{},
 		resolver: &resolver{table: map[string][]netip.Addr{}}}
@@ -314,7 +314,7 @@ type recorded struct {
 	body                               []byte
 }
 
-func newRecorder(t *testing.T, answers ...func(w http.ResponseWriter, r *http.Request)) (*recorder, *httptest.Server) {
+func newRecorder(t testing.TB, answers ...func(w http.ResponseWriter, r *http.Request)) (*recorder, *httptest.Server) {
 	t.Helper()
 	rec := &recorder{answers: answers}
 	srv := httptest.NewServer(rec)

@@ -57,7 +57,8 @@ func upstreamStatusError(name string, resp *http.Response, ra time.Duration, has
 }
 
 // readErrorBody reads up to ErrorBodyMax of an error body and closes it.
-// A complete JSON body is kept byte for byte; anything else (HTML, text,
+// A complete JSON body is kept byte for byte (surrounding whitespace
+// aside); anything else (HTML, text,
 // a body cut at the limit) becomes a JSON string.
 func readErrorBody(resp *http.Response) []byte {
 	defer resp.Body.Close()
@@ -71,7 +72,9 @@ func readErrorBody(resp *http.Response) []byte {
 		return nil
 	}
 	if !cut && json.Valid(trimmed) {
-		return data
+		// The JSON value byte for byte; whitespace around it is not part
+		// of the value.
+		return trimmed
 	}
 	s := string(data)
 	if !utf8.ValidString(s) {

@@ -640,7 +640,7 @@ func TestEnvelope(t *testing.T) {
 	if resp.StatusCode != 400 || e.ErrorCode != 400 || e.Error != "upstream_error" || e.ErrorMessage != "amount <must> be & > 0" || e.RequestID == "" {
 		t.Errorf("4xx: %d %s", resp.StatusCode, b)
 	}
-	if !bytes.Contains(b, []byte(`"original_error":`+weird)) {
+	if !bytes.Contains(b, []byte(`"original_error":`+strings.TrimSpace(weird)+"}")) {
 		t.Errorf("original_error not byte-identical:\n%s", b)
 	}
 

@@ -278,6 +278,12 @@ func TestDashboardEndpoints(t *testing.T) {
 		t.Errorf("GET: %d", status)
 	}
 
+	req, _ = http.NewRequest("GET", s.base+"/metrics", nil)
+	status, metrics := s.do(t, req)
+	if status != 200 || !strings.Contains(string(metrics), `backlot_upstream_request_duration_seconds_count{status_class="2xx",upstream="payments"}`) ||
+		!strings.Contains(string(metrics), `upstream="lookup:`) {
+		t.Errorf("/metrics lacks the upstream histogram: %d", status)
+	}
 	logs, _ := os.ReadFile(d.bk.Stderr)
 	for where, text := range map[string]string{"responses": s.seen.String(), "logs": string(logs)} {
 		for name, secret := range map[string]string{"middleware secret": mwSecret, "client secret": clientSecret, "merchant token": ada.AccessToken} {

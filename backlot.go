@@ -31,6 +31,7 @@ import (
 	"github.com/backlothq/backlot/internal/cors"
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/proxy"
 	"github.com/backlothq/backlot/internal/secrets"
 	"github.com/backlothq/backlot/internal/server"
 	"github.com/backlothq/backlot/internal/store"
@@ -182,6 +183,17 @@ func (a *App) build(ctx context.Context) error {
 
 	a.auth.Register(a.mux)
 	a.webhooks.Register(a.mux)
+	routes, err := proxy.New(cfg.Upstreams, cfg.Routes, proxy.Deps{
+		Logger:       a.log,
+		Metrics:      a.reg,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+	})
+	if err != nil {
+		return fmt.Errorf("proxy routes: %w", err)
+	}
+	if err := routes.Register(a.mux, a.auth); err != nil {
+		return fmt.Errorf("proxy routes: %w", err)
+	}
 
 	corsMW, err := cors.New(cfg.CORS)
 	if err != nil {

@@ -217,31 +217,68 @@ type Connection struct {
 	ReturnTo     string   `yaml:"return_to"`
 }
 
-// Upstream is a third-party API proxied to.
+// Upstream is a third-party API proxied to (SPEC 5.9).
 type Upstream struct {
-	BaseURL string   `yaml:"base_url"`
-	Timeout Duration `yaml:"timeout"` // default 10s
-	Retries int      `yaml:"retries"`
+	// BaseURL is the http(s) URL callers' paths are joined under; a route
+	// can never change its scheme or host. Required.
+	BaseURL string `yaml:"base_url"`
+	// Timeout bounds one attempt: connecting, sending, and reading the
+	// whole answer. Default 10s.
+	Timeout Duration `yaml:"timeout"`
+	// Retries is how many times an attempt is repeated (with backoff) when
+	// that is safe: idempotent methods on 429/502/503/504, any method
+	// when the connection failed before the request was written. nil
+	// means the default, 2; 0 turns retries off.
+	Retries *int `yaml:"retries"`
+	// AllowPrivate lets the upstream be dialled at loopback and private
+	// addresses (simulators, internal services). Default false.
+	AllowPrivate bool `yaml:"allow_private"`
+}
+
+// RetryCount is Retries with its default applied.
+func (u Upstream) RetryCount() int {
+	if u.Retries == nil {
+		return UpstreamRetriesDefault
+	}
+	return *u.Retries
 }
 
 // Route is a proxy route.
 type Route struct {
-	Match      string     `yaml:"match"` // "METHOD /path"
-	Auth       []string   `yaml:"auth"`
-	Scopes     []string   `yaml:"scopes"`
-	Tenant     string     `yaml:"tenant"`
-	Upstream   string     `yaml:"upstream"`
-	Path       string     `yaml:"path"`
-	Credential Credential `yaml:"credential"`
+	// Match is a net/http pattern with a method: "POST /api/account",
+	// "GET /api/checkout/{id}". Required.
+	Match string `yaml:"match"`
+	// Auth names the authenticators a caller may use. Required: a proxy
+	// route adds a server-held credential, so it is never public.
+	Auth   []string `yaml:"auth"`
+	Scopes []string `yaml:"scopes"`
+	Tenant string   `yaml:"tenant"`
+	// Upstream names an entry of upstreams. Required.
+	Upstream string `yaml:"upstream"`
+	// Path is the upstream path template, joined under the upstream's
+	// base_url; {name} is replaced by the match's wildcard of that name.
+	// Default: the match's own path.
+	Path string `yaml:"path"`
+	// StripFields are top-level fields removed from the caller's JSON body
+	// before it goes upstream (fields only the lookup needs). Default none.
+	StripFields []string   `yaml:"strip_fields"`
+	Credential  Credential `yaml:"credential"`
 }
 
-// Credential says how a proxy route authenticates upstream.
+// Credential says how a proxy route authenticates upstream; exactly one
+// kind is set.
 type Credential struct {
-	Connection string            `yaml:"connection"`
-	Header     map[string]string `yaml:"header"`
-	Basic      *BasicCredential  `yaml:"basic"`
-	Body       map[string]string `yaml:"body"`
-	Lookup     *LookupCredential `yaml:"lookup"`
+	// Connection is the caller's OAuth token from connections.<name>.
+	Connection string `yaml:"connection"`
+	// Header sets static server-held headers (name: value).
+	Header map[string]string `yaml:"header"`
+	// Basic is HTTP basic authentication.
+	Basic *BasicCredential `yaml:"basic"`
+	// Body merges fields into the top level of the JSON body; a caller
+	// cannot set (or shadow by case) these fields.
+	Body map[string]string `yaml:"body"`
+	// Lookup asks the partner middleware for a token per request.
+	Lookup *LookupCredential `yaml:"lookup"`
 }
 
 // BasicCredential is HTTP basic auth.
@@ -250,11 +287,26 @@ type BasicCredential struct {
 	Password string `yaml:"password"`
 }
 
-// LookupCredential fetches a token from partner middleware.
+// LookupCredential fetches a token from partner middleware for each
+// request (never cached): POST url with the secret as the whole
+// Authorization value and a JSON object built from the caller, then send
+// the token upstream as "Authorization: Bearer <token>".
 type LookupCredential struct {
-	URL    string `yaml:"url"`
+	// URL is dialled under the same SSRF rule as an upstream. Required.
+	URL string `yaml:"url"`
+	// Secret is sent as the Authorization header value. Required.
 	Secret string `yaml:"secret"`
-	Field  string `yaml:"field"` // default "access_token"
+	// AllowPrivate lets URL be on loopback or a private network. Default false.
+	AllowPrivate bool `yaml:"allow_private"`
+	// Field is the JSON field of the middleware's answer holding the
+	// token; dots descend into objects ("data.token"). Default "access_token".
+	Field string `yaml:"field"`
+	// BodyFields are top-level fields of the caller's JSON body copied into
+	// the lookup request when present ("account_id", "email"). Default none.
+	BodyFields []string `yaml:"body_fields"`
+	// PrincipalFields add the caller's identity to the lookup request:
+	// lookup field name → subject, tenant or email. Default none.
+	PrincipalFields map[string]string `yaml:"principal_fields"`
 }
 
 // Webhook signature schemes.

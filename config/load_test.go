@@ -541,7 +541,7 @@ func TestLoadAliasesAndMerges(t *testing.T) {
 	if c.Upstreams["b"].BaseURL != "https://b.example" || c.Upstreams["b"].Timeout.D() != 3*time.Second {
 		t.Errorf("merge: %+v", c.Upstreams["b"])
 	}
-	if c.Upstreams["c"] != c.Upstreams["a"] {
+	if !reflect.DeepEqual(c.Upstreams["c"], c.Upstreams["a"]) {
 		t.Errorf("alias: %+v vs %+v", c.Upstreams["c"], c.Upstreams["a"])
 	}
 	_, err := loadBuilt(t, local+"upstreams:\n  a: &up {base_url: x, tmeout: 3s}\n  b: *up\n", nil)
@@ -585,7 +585,7 @@ keys:
 upstreams:
   pay: {base_url: "https://pay.example"}
 routes:
-  - {match: "GET /x", upstream: pay, credential: {lookup: {url: "https://mw.example/u"}}}
+  - {match: "GET /x", auth: [users], upstream: pay, credential: {lookup: {url: "https://mw.example/u", secret: s}}}
 webhooks:
   - {path: /webhooks/fwd, verify: {scheme: hmac, secrets: [s], header: X-Sig}, forward: {url: "https://app.example/h", secret: "whsec_c2VjcmV0"}}
   - {path: /webhooks/std, verify: {scheme: standard, secrets: ["whsec_c2VjcmV0"]}, job: std}
@@ -623,11 +623,11 @@ schedules:
 	if cn := c.Connections["acme"]; cn.PKCE == nil || !*cn.PKCE {
 		t.Errorf("connection defaults: %+v", cn)
 	}
-	if u := c.Upstreams["pay"]; u.Timeout.D() != 10*time.Second {
+	if u := c.Upstreams["pay"]; u.Timeout.D() != 10*time.Second || u.RetryCount() != 2 || u.AllowPrivate {
 		t.Errorf("upstream defaults: %+v", u)
 	}
-	if l := c.Routes[0].Credential.Lookup; l.Field != "access_token" {
-		t.Errorf("lookup defaults: %+v", l)
+	if r := c.Routes[0]; r.Path != "/x" || r.Credential.Lookup.Field != "access_token" || r.Credential.Lookup.AllowPrivate {
+		t.Errorf("route defaults: %+v %+v", r, r.Credential.Lookup)
 	}
 	w := c.Webhooks[0]
 	if w.Job != "webhook.webhooks-fwd" || w.Queue != "default" || w.Dedupe != "none" || w.MaxBodyBytes != 1048576 ||
@@ -718,8 +718,9 @@ func TestFullExample(t *testing.T) {
 			t.Errorf("unexpected issue %s", is)
 		}
 	}
-	if len(ce.Issues) != 8 {
-		t.Errorf("%d issues, want 8 (4 marketplace keys, connections, upstreams, routes, console):\n%v", len(ce.Issues), err)
+	// full.yaml sets every key of the table once.
+	if want := len(notYetAvailable()); len(ce.Issues) != want {
+		t.Errorf("%d issues, want %d (one per key of notYetAvailable):\n%v", len(ce.Issues), want, err)
 	}
 }
 

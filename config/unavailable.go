@@ -21,8 +21,6 @@ func notYetAvailable() []string {
 		"marketplaces.*.integration_api_url",
 		"marketplaces.*.events",
 		"connections",
-		"upstreams",
-		"routes",
 		"console",
 	}
 }

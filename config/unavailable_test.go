@@ -13,10 +13,6 @@ func TestNotYetAvailableRefused(t *testing.T) {
 		name, yaml string
 		want       []string // every issue, in order
 	}{
-		{"routes", local + "upstreams: {}\nroutes:\n  - {match: GET /x, upstream: pay}\n",
-			[]string{"backlot.yaml:3: routes: not available yet in this version"}},
-		{"upstreams", local + "upstreams:\n  pay: {base_url: pay.example}\n",
-			[]string{"backlot.yaml:2: upstreams: not available yet in this version"}},
 		{"connections, without keys", local + "connections:\n  acme: {authorize_url: x}\n",
 			[]string{"backlot.yaml:2: connections: not available yet in this version"}},
 		{"console", local + "console:\n  path: /_/\n",
@@ -29,16 +25,15 @@ func TestNotYetAvailableRefused(t *testing.T) {
 			[]string{"backlot.yaml:5: marketplaces.main.integration_api_url: not available yet in this version"}},
 		{"marketplace events", local + mkt + "    events: {types: [user/updated]}\n",
 			[]string{"backlot.yaml:5: marketplaces.main.events: not available yet in this version"}},
-		{"several at once, in line order", local + "console: {path: /_/, auth: [nobody]}\nroutes: [{match: nope}]\n" + mkt + "    events: {poll: 1s}\n",
+		{"several at once, in line order", local + "console: {path: /_/, auth: [nobody]}\n" + mkt + "    events: {poll: 1s}\n",
 			[]string{
 				"backlot.yaml:2: console: not available yet in this version",
-				"backlot.yaml:3: routes: not available yet in this version",
-				"backlot.yaml:7: marketplaces.main.events: not available yet in this version",
+				"backlot.yaml:6: marketplaces.main.events: not available yet in this version",
 			}},
-		{"with other problems", "server:\n  listen: \"127.0.0.1:1\"\n  lisen: x\nroutes: [{match: GET /x}]\n",
+		{"with other problems", "server:\n  listen: \"127.0.0.1:1\"\n  lisen: x\nconsole: {path: /_/}\n",
 			[]string{
 				`backlot.yaml:3: server.lisen: unknown key (did you mean "listen"?)`,
-				"backlot.yaml:4: routes: not available yet in this version",
+				"backlot.yaml:4: console: not available yet in this version",
 			}},
 	}
 	for _, tt := range tests {
@@ -84,11 +79,11 @@ func TestNotYetAvailableBuiltInCode(t *testing.T) {
 	t.Parallel()
 	c := &Config{
 		Server:       Server{Listen: "127.0.0.1:0"},
-		Routes:       []Route{{Match: "GET /x", Upstream: "pay"}},
+		Console:      Console{Path: "/_/"},
 		Marketplaces: map[string]Marketplace{"main": {ClientID: "c", Events: MarketplaceEvents{Types: []string{"user/updated"}}}},
 	}
 	err := c.Prepare()
-	want := "marketplaces.main.events: not available yet in this version\nroutes: not available yet in this version"
+	want := "marketplaces.main.events: not available yet in this version\nconsole: not available yet in this version"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Prepare = %v, want\n%s", err, want)
 	}

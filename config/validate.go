@@ -45,6 +45,7 @@ const (
 	JobTimeoutDefault      = time.Minute
 	LeaseDefault           = 10 * time.Second
 	UpstreamTimeoutDefault = 10 * time.Second
+	UpstreamRetriesDefault = 2
 	ForwardTimeoutDefault  = 10 * time.Second
 	MarketplacePollDefault = 10 * time.Second
 	MarketplaceJobDefault  = "marketplace.event"
@@ -168,7 +169,13 @@ func (c *Config) withDefaults() {
 		c.Upstreams[name] = u
 	}
 	for i := range c.Routes {
-		if l := c.Routes[i].Credential.Lookup; l != nil {
+		r := &c.Routes[i]
+		if r.Path == "" {
+			if rm, err := ParseRouteMatch(r.Match); err == nil {
+				r.Path = strings.TrimSuffix(rm.Path, "{$}")
+			}
+		}
+		if l := r.Credential.Lookup; l != nil {
 			setDefault(&l.Field, LookupFieldDefault)
 		}
 	}
@@ -809,27 +816,83 @@ func (v *validator) upstreams() {
 		if u.BaseURL == "" {
 			v.add(p+".base_url", "is required")
 		} else {
-			v.absURL(p+".base_url", u.BaseURL)
+			v.proxyURL(p+".base_url", u.BaseURL)
 		}
 		v.nonNegative(p+".timeout", u.Timeout)
-		if u.Retries < 0 {
+		if u.Retries != nil && *u.Retries < 0 {
 			v.add(p+".retries", "must not be negative")
+		} else if u.Retries != nil && *u.Retries > 10 {
+			v.add(p+".retries", "at most 10 (got %d): retries multiply the load on a struggling upstream", *u.Retries)
 		}
 	}
 }
+
+// proxyURL checks an upstream or lookup URL: absolute http(s), no user
+// info (credentials belong in a route's credential, where they are kept
+// out of logs), no fragment, and a host that is not an ambiguous numeric
+// form.
+func (v *validator) proxyURL(path, s string) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		v.add(path, "want an absolute http(s) URL, got %q", clip(s))
+		return
+	}
+	if u.User != nil {
+		v.add(path, "must not carry user info: use a basic credential on the route")
+	}
+	if u.Fragment != "" {
+		v.add(path, "must not have a fragment")
+	}
+	if h := u.Hostname(); h != "" && isAmbiguousNumericHost(h) {
+		v.add(path, "host %q is a numeric form some resolvers read as an IPv4 address: write the address canonically", clip(h))
+	}
+}
+
+// isAmbiguousNumericHost mirrors netguard.CheckHost (config cannot import
+// internal packages): all-numeric labels that are not a canonical IP.
+func isAmbiguousNumericHost(host string) bool {
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return false
+	}
+	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+	if len(labels) > 4 {
+		return false
+	}
+	for _, l := range labels {
+		ll := strings.ToLower(l)
+		if ll == "" {
+			return false
+		}
+		digits := ll
+		if strings.HasPrefix(ll, "0x") {
+			digits = strings.TrimLeft(ll[2:], "0123456789abcdef")
+		} else {
+			digits = strings.TrimLeft(ll, "0123456789")
+		}
+		if digits != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// principalAttrs are the Principal attributes a lookup may send.
+var principalAttrs = []string{"subject", "tenant", "email"}
 
 func (v *validator) routes() {
 	seen := map[string]int{}
 	for i, r := range v.c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
-		method, path, ok := strings.Cut(r.Match, " ")
-		path = strings.TrimSpace(path)
-		if !ok || !isToken(method) || strings.ToUpper(method) != method || !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t") {
-			v.add(p+".match", `want "METHOD /path", e.g. "POST /api/account", got %q`, clip(r.Match))
-		} else if j, dup := seen[method+" "+path]; dup {
+		rm, err := ParseRouteMatch(r.Match)
+		if err != nil {
+			v.add(p+".match", "%v", err)
+		} else if j, dup := seen[rm.Method+" "+rm.Path]; dup {
 			v.add(p+".match", "duplicate route %q (also routes[%d])", r.Match, j)
 		} else {
-			seen[method+" "+path] = i
+			seen[rm.Method+" "+rm.Path] = i
+		}
+		if len(r.Auth) == 0 {
+			v.add(p+".auth", "at least one authenticator is required: a proxy route adds a server-held credential, so it is never public")
 		}
 		v.authNames(p+".auth", r.Auth)
 		if r.Upstream == "" {
@@ -837,31 +900,125 @@ func (v *validator) routes() {
 		} else if _, ok := v.c.Upstreams[r.Upstream]; !ok {
 			v.add(p+".upstream", "no upstream named %q%s", r.Upstream, v.known(mapKeys(v.c.Upstreams)))
 		}
-		if r.Path != "" && !strings.HasPrefix(r.Path, "/") {
+		if r.Path != "" && err == nil {
+			if _, perr := ParsePathTemplate(r.Path, rm.Wildcards); perr != nil {
+				v.add(p+".path", "%v", perr)
+			}
+		} else if r.Path != "" && !strings.HasPrefix(r.Path, "/") {
 			v.add(p+".path", "must start with /")
 		}
-		cr := r.Credential
-		if cr.Connection != "" {
-			if _, ok := v.c.Connections[cr.Connection]; !ok {
-				v.add(p+".credential.connection", "no connection named %q%s", cr.Connection, v.known(mapKeys(v.c.Connections)))
+		for k, f := range r.StripFields {
+			if f == "" {
+				v.add(fmt.Sprintf("%s.strip_fields[%d]", p, k), "must not be empty")
 			}
 		}
-		if cr.Lookup != nil {
-			if cr.Lookup.URL == "" {
-				v.add(p+".credential.lookup.url", "is required")
-			} else {
-				v.absURL(p+".credential.lookup.url", cr.Lookup.URL)
-			}
+		v.credential(p+".credential", r.Credential)
+	}
+}
+
+func (v *validator) credential(p string, cr Credential) {
+	kinds := 0
+	for _, set := range []bool{cr.Connection != "", cr.Header != nil, cr.Basic != nil, cr.Body != nil, cr.Lookup != nil} {
+		if set {
+			kinds++
 		}
-		if cr.Basic != nil && cr.Basic.User == "" {
-			v.add(p+".credential.basic.user", "is required")
+	}
+	switch kinds {
+	case 0:
+		v.add(p, "exactly one of connection, header, basic, body or lookup is required")
+	case 1:
+	default:
+		v.add(p, "exactly one of connection, header, basic, body or lookup may be set (got %d)", kinds)
+	}
+	if cr.Connection != "" {
+		// The connections feature is not part of this version yet: refuse
+		// rather than accept a route that could never get a token.
+		v.add(p+".connection", "not available yet in this version: use header, basic, body or lookup")
+	}
+	if cr.Header != nil {
+		if len(cr.Header) == 0 {
+			v.add(p+".header", "at least one header is required")
 		}
-		for h := range cr.Header {
-			if !isToken(h) {
-				v.add(p+".credential.header", "invalid header name %q", clip(h))
+		for _, h := range mapKeys(cr.Header) {
+			switch {
+			case !isToken(h):
+				v.add(p+".header", "invalid header name %q", clip(h))
+			case isHopHeader(h):
+				v.add(p+".header", "%s is a hop-by-hop or framing header and cannot carry a credential", h)
+			case cr.Header[h] == "":
+				v.add(p+".header."+h, "must not be empty")
+			case strings.ContainsAny(cr.Header[h], "\r\n\x00"):
+				v.add(p+".header."+h, "must not contain line breaks or NUL")
 			}
 		}
 	}
+	if b := cr.Basic; b != nil {
+		if b.User == "" {
+			v.add(p+".basic.user", "is required")
+		} else if strings.Contains(b.User, ":") {
+			v.add(p+".basic.user", "must not contain a colon (basic auth splits user and password at the first one)")
+		}
+	}
+	if cr.Body != nil {
+		if len(cr.Body) == 0 {
+			v.add(p+".body", "at least one field is required")
+		}
+		lower := map[string]string{}
+		for _, k := range mapKeys(cr.Body) {
+			if k == "" {
+				v.add(p+".body", "a field name must not be empty")
+			}
+			if other, dup := lower[strings.ToLower(k)]; dup {
+				v.add(p+".body."+k, "differs from %q only by case", other)
+			}
+			lower[strings.ToLower(k)] = k
+		}
+	}
+	if l := cr.Lookup; l != nil {
+		lp := p + ".lookup"
+		if l.URL == "" {
+			v.add(lp+".url", "is required")
+		} else {
+			v.proxyURL(lp+".url", l.URL)
+		}
+		if l.Secret == "" {
+			v.add(lp+".secret", "is required: the middleware's shared secret")
+		} else if strings.ContainsAny(l.Secret, "\r\n\x00") {
+			v.add(lp+".secret", "must not contain line breaks or NUL")
+		}
+		if l.Field != "" {
+			for _, part := range strings.Split(l.Field, ".") {
+				if part == "" {
+					v.add(lp+".field", "want a field name or a dotted path such as data.token, got %q", clip(l.Field))
+					break
+				}
+			}
+		}
+		for k, f := range l.BodyFields {
+			if f == "" {
+				v.add(fmt.Sprintf("%s.body_fields[%d]", lp, k), "must not be empty")
+			}
+		}
+		for _, k := range mapKeys(l.PrincipalFields) {
+			if !slices.Contains(principalAttrs, l.PrincipalFields[k]) {
+				v.add(lp+".principal_fields."+k, "want subject, tenant or email, got %q", clip(l.PrincipalFields[k]))
+			}
+			if slices.Contains(l.BodyFields, k) {
+				v.add(lp+".principal_fields."+k, "is also in body_fields: the caller could not be told which one is sent")
+			}
+		}
+	}
+}
+
+// isHopHeader reports the headers a proxy never passes on, so a
+// credential cannot live in them.
+func isHopHeader(h string) bool {
+	switch strings.ToLower(h) {
+	case "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+		"host", "content-length", "content-type":
+		return true
+	}
+	return false
 }
 
 func (v *validator) webhooks() {

@@ -32,6 +32,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // Defaults.
@@ -138,7 +140,7 @@ type IDV struct {
 	opts   Options
 	mux    *http.ServeMux
 	routes []string
-	faults *faults
+	faults *simkit.Registry
 	client *http.Client
 
 	wg sync.WaitGroup
@@ -160,7 +162,6 @@ func New(opts Options) (*IDV, error) {
 	s := &IDV{
 		opts:    opts,
 		mux:     http.NewServeMux(),
-		faults:  newFaults(),
 		txs:     map[string]*transaction{},
 		byToken: map[string]string{},
 	}
@@ -195,16 +196,14 @@ func (s *IDV) registerRoutes() {
 	s.handle("GET /web/v4/app", s.handlePage)
 	s.handle("POST /web/v4/app", s.handleDecision)
 	s.handle("GET /api/netverify/v2/scans/{ref}", s.handleScanStatus)
-	s.mux.HandleFunc("/_sim/faults", s.faults.handle(s.routes))
+	s.faults = simkit.NewRegistry(faultOptions(s.routes))
+	s.mux.HandleFunc("/_sim/faults", simkit.FaultsHandler(s.faults))
 	s.mux.HandleFunc("GET /_sim/callbacks", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"callbacks": s.Callbacks()})
+		simkit.WriteJSON(w, http.StatusOK, map[string]any{"callbacks": s.Callbacks()})
 	})
-	s.mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) {
-		s.Reset()
-		w.WriteHeader(http.StatusNoContent)
-	})
+	s.mux.HandleFunc("POST /_sim/reset", simkit.ResetHandler(s.Reset, http.StatusNoContent, nil))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		notSimulated(w, r, "ID verification", s.routes)
+		simkit.NotSimulated(w, r, "ID verification", "", s.routes, nil)
 	})
 }
 
@@ -212,7 +211,7 @@ func (s *IDV) registerRoutes() {
 func (s *IDV) handle(route string, h http.HandlerFunc) {
 	s.routes = append(s.routes, route)
 	s.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
-		if s.faults.apply(w, r, route) {
+		if s.faults.Apply(w, r, route) {
 			return
 		}
 		h(w, r)
@@ -229,10 +228,10 @@ func (s *IDV) Routes() []string { return slices.Clone(s.routes) }
 
 // AddFault injects a fault, as a POST to /_sim/faults does.
 func (s *IDV) AddFault(f Fault) error {
-	if err := f.validate(s.routes); err != nil {
+	if err := s.faults.Validate(f.Fault()); err != nil {
 		return fmt.Errorf("add fault: %w", err)
 	}
-	s.faults.add(f)
+	s.faults.Add(f.Fault())
 	return nil
 }
 
@@ -246,7 +245,7 @@ func (s *IDV) Reset() {
 	s.byToken = map[string]string{}
 	s.attempts = nil
 	s.mu.Unlock()
-	s.faults.reset()
+	s.faults.Clear()
 }
 
 // Close stops pending callback deliveries and waits for them to end. The

@@ -134,6 +134,12 @@ type Attempt struct {
 	Delivered bool `json:"delivered"`
 }
 
+// Fault makes the simulator misbehave on one route, as a flaky real
+// service does. It is posted as JSON to /_sim/faults; Route is a route as
+// the not-simulated answer lists it (for example "POST /api/v4/initiate"), or "*"
+// for every simulated route.
+type Fault = simkit.JSONFault
+
 // IDV is the simulator. It is an http.Handler; its methods are safe for
 // concurrent use. Close stops its callback deliveries.
 type IDV struct {
@@ -192,29 +198,15 @@ func newCallbackClient(opts Options) *http.Client {
 }
 
 func (s *IDV) registerRoutes() {
-	s.handle("POST /api/v4/initiate", s.handleInitiate)
-	s.handle("GET /web/v4/app", s.handlePage)
-	s.handle("POST /web/v4/app", s.handleDecision)
-	s.handle("GET /api/netverify/v2/scans/{ref}", s.handleScanStatus)
-	s.faults = simkit.NewRegistry(faultOptions(s.routes))
-	s.mux.HandleFunc("/_sim/faults", simkit.FaultsHandler(s.faults))
+	rt := simkit.NewRouter(s.mux)
+	rt.Handle("POST /api/v4/initiate", s.handleInitiate)
+	rt.Handle("GET /web/v4/app", s.handlePage)
+	rt.Handle("POST /web/v4/app", s.handleDecision)
+	rt.Handle("GET /api/netverify/v2/scans/{ref}", s.handleScanStatus)
+	s.faults = rt.Controls("ID verification", s.Reset)
+	s.routes = rt.Routes()
 	s.mux.HandleFunc("GET /_sim/callbacks", func(w http.ResponseWriter, r *http.Request) {
 		simkit.WriteJSON(w, http.StatusOK, map[string]any{"callbacks": s.Callbacks()})
-	})
-	s.mux.HandleFunc("POST /_sim/reset", simkit.ResetHandler(s.Reset, http.StatusNoContent, nil))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		simkit.NotSimulated(w, r, "ID verification", "", s.routes, nil)
-	})
-}
-
-// handle registers a simulated route, subject to injected faults.
-func (s *IDV) handle(route string, h http.HandlerFunc) {
-	s.routes = append(s.routes, route)
-	s.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
-		if s.faults.Apply(w, r, route) {
-			return
-		}
-		h(w, r)
 	})
 }
 

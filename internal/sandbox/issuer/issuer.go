@@ -123,6 +123,12 @@ type Claims struct {
 	Alg string
 }
 
+// Fault makes the simulator misbehave on one route, as a flaky real
+// service does. It is posted as JSON to /_sim/faults; Route is a route as
+// the not-simulated answer lists it (for example "GET /.well-known/jwks.json"), or "*"
+// for every simulated route.
+type Fault = simkit.JSONFault
+
 // Issuer is the simulator. It is an http.Handler; its methods are safe for
 // concurrent use.
 type Issuer struct {
@@ -163,27 +169,13 @@ func New(opts Options) (*Issuer, error) {
 }
 
 func (i *Issuer) registerRoutes() {
-	i.handle("GET /.well-known/jwks.json", i.handleJWKS)
-	i.handle("GET /token", i.handleToken)
-	i.handle("POST /rotate", i.handleRotate)
-	i.handle("POST /retire", i.handleRetire)
-	i.faults = simkit.NewRegistry(faultOptions(i.routes))
-	i.mux.HandleFunc("/_sim/faults", simkit.FaultsHandler(i.faults))
-	i.mux.HandleFunc("POST /_sim/reset", simkit.ResetHandler(i.Reset, http.StatusNoContent, nil))
-	i.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		simkit.NotSimulated(w, r, "token issuer", "", i.routes, nil)
-	})
-}
-
-// handle registers a simulated route, subject to injected faults.
-func (i *Issuer) handle(route string, h http.HandlerFunc) {
-	i.routes = append(i.routes, route)
-	i.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
-		if i.faults.Apply(w, r, route) {
-			return
-		}
-		h(w, r)
-	})
+	rt := simkit.NewRouter(i.mux)
+	rt.Handle("GET /.well-known/jwks.json", i.handleJWKS)
+	rt.Handle("GET /token", i.handleToken)
+	rt.Handle("POST /rotate", i.handleRotate)
+	rt.Handle("POST /retire", i.handleRetire)
+	i.faults = rt.Controls("token issuer", i.Reset)
+	i.routes = rt.Routes()
 }
 
 // ServeHTTP implements http.Handler.

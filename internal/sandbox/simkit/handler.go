@@ -2,6 +2,7 @@ package simkit
 
 import (
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -85,4 +86,56 @@ func FaultsHandler(g *Registry) http.HandlerFunc {
 			WriteJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": "method_not_allowed"})
 		}
 	}
+}
+
+// JSONOptions are the fault rules that go with the common wire shape:
+// faults on routes, 429 or a 5xx, Retry-After (default 1 s) with 429 and
+// 503 and with any status whose fault gives one.
+func JSONOptions(routes []string) Options {
+	return Options{
+		Routes:         routes,
+		RetryStatuses:  []int{http.StatusTooManyRequests, http.StatusServiceUnavailable},
+		RetryAnyStatus: true,
+	}
+}
+
+// Router registers a simulator's routes ("METHOD /path" patterns) on a
+// ServeMux, each subject to injected faults, and remembers them for the
+// not-simulated answer and for validating faults.
+type Router struct {
+	mux    *http.ServeMux
+	routes []string
+	faults *Registry // made by Controls, once every route is known
+}
+
+// NewRouter returns a Router on mux.
+func NewRouter(mux *http.ServeMux) *Router { return &Router{mux: mux} }
+
+// Handle registers h on route; an injected fault runs first.
+func (rt *Router) Handle(route string, h http.HandlerFunc) {
+	rt.routes = append(rt.routes, route)
+	rt.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
+		if rt.faults.Apply(w, r, route) {
+			return
+		}
+		h(w, r)
+	})
+}
+
+// Routes returns the routes handled so far.
+func (rt *Router) Routes() []string { return slices.Clone(rt.routes) }
+
+// Controls registers the common controls after the routes: /_sim/faults
+// (FaultsHandler, with JSONOptions), POST /_sim/reset (calls reset,
+// answers 204) and the not-simulated answer for anything else, naming the
+// simulator name. It returns the fault registry.
+func (rt *Router) Controls(name string, reset func()) *Registry {
+	rt.faults = NewRegistry(JSONOptions(rt.Routes()))
+	rt.mux.HandleFunc("/_sim/faults", FaultsHandler(rt.faults))
+	rt.mux.HandleFunc("POST /_sim/reset", ResetHandler(reset, http.StatusNoContent, nil))
+	routes := rt.Routes()
+	rt.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		NotSimulated(w, r, name, "", routes, nil)
+	})
+	return rt.faults
 }

@@ -8,8 +8,10 @@
 //     of requests the fault applies to, and a hook for a simulator's own
 //     kind of fault (the OAuth simulator's "200 with an error field");
 //   - the HTTP controls: FaultsHandler for GET/POST/DELETE /_sim/faults in
-//     the common JSON shape (JSONFault), DecodeStrict for simulators that
-//     keep their own wire shape, and ResetHandler for POST /_sim/reset;
+//     the common JSON shape (JSONFault, with JSONOptions), DecodeStrict for
+//     simulators that keep their own wire shape, and ResetHandler for POST
+//     /_sim/reset; a Router registers a simulator's routes behind its
+//     faults and adds all the common controls at once;
 //   - NotSimulated, the 404 {"error":"not_simulated",...,"routes":[...]}
 //     answer for a route the simulator does not know, so a client pointed
 //     at the wrong path finds out at once;

@@ -286,3 +286,35 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestRouter(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	rt := NewRouter(mux)
+	rt.Handle("GET /a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "real") })
+	resets := 0
+	g := rt.Controls("test", func() { resets++ })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	if err := g.Validate(Fault{Route: "GET /b", Status: 500}); err == nil {
+		t.Fatal("a fault on an unhandled route validated")
+	}
+	g.Add(Fault{Route: "GET /a", Status: 503, Count: 1})
+	if status, h, _ := get(t, srv.URL+"/a"); status != 503 || h.Get("Retry-After") != "1" {
+		t.Fatalf("faulted: %d Retry-After %q", status, h.Get("Retry-After"))
+	}
+	if status, _, body := get(t, srv.URL+"/a"); status != 200 || body != "real" {
+		t.Fatalf("after the fault: %d %s", status, body)
+	}
+	if status, _, body := get(t, srv.URL+"/b"); status != 404 || !strings.Contains(body, `"routes":["GET /a"]`) {
+		t.Fatalf("unknown route: %d %s", status, body)
+	}
+	res, err := http.Post(srv.URL+"/_sim/reset", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 204 || resets != 1 {
+		t.Fatalf("reset: %d, %d resets", res.StatusCode, resets)
+	}
+}

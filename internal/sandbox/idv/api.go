@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // initiateRequest is the JSON body of POST /api/v4/initiate.
@@ -37,7 +39,7 @@ type initiateResponse struct {
 
 // apiError writes an error in the vendor's JSON form.
 func apiError(w http.ResponseWriter, r *http.Request, status int, message string) {
-	writeJSON(w, status, map[string]any{
+	simkit.WriteJSON(w, status, map[string]any{
 		"httpStatus": fmt.Sprint(status),
 		"message":    message,
 		"requestURI": r.URL.Path,
@@ -165,7 +167,7 @@ func (s *IDV) handleInitiate(w http.ResponseWriter, r *http.Request) {
 		"locale":             {locale},
 		"authorizationToken": {tx.token},
 	}.Encode()
-	writeJSON(w, http.StatusOK, initiateResponse{
+	simkit.WriteJSON(w, http.StatusOK, initiateResponse{
 		Timestamp:            timestamp(now),
 		TransactionReference: tx.ref,
 		RedirectURL:          redirect,
@@ -189,7 +191,7 @@ func (s *IDV) handleScanStatus(w http.ResponseWriter, r *http.Request) {
 		apiError(w, r, http.StatusNotFound, "scan reference not found")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	simkit.WriteJSON(w, http.StatusOK, map[string]any{
 		"timestamp":     timestamp(s.opts.Now()),
 		"scanReference": ref,
 		"status":        status,

@@ -32,6 +32,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // Defaults.
@@ -132,13 +134,19 @@ type Attempt struct {
 	Delivered bool `json:"delivered"`
 }
 
+// Fault makes the simulator misbehave on one route, as a flaky real
+// service does. It is posted as JSON to /_sim/faults; Route is a route as
+// the not-simulated answer lists it (for example "POST /api/v4/initiate"), or "*"
+// for every simulated route.
+type Fault = simkit.JSONFault
+
 // IDV is the simulator. It is an http.Handler; its methods are safe for
 // concurrent use. Close stops its callback deliveries.
 type IDV struct {
 	opts   Options
 	mux    *http.ServeMux
 	routes []string
-	faults *faults
+	faults *simkit.Registry
 	client *http.Client
 
 	wg sync.WaitGroup
@@ -160,7 +168,6 @@ func New(opts Options) (*IDV, error) {
 	s := &IDV{
 		opts:    opts,
 		mux:     http.NewServeMux(),
-		faults:  newFaults(),
 		txs:     map[string]*transaction{},
 		byToken: map[string]string{},
 	}
@@ -191,31 +198,15 @@ func newCallbackClient(opts Options) *http.Client {
 }
 
 func (s *IDV) registerRoutes() {
-	s.handle("POST /api/v4/initiate", s.handleInitiate)
-	s.handle("GET /web/v4/app", s.handlePage)
-	s.handle("POST /web/v4/app", s.handleDecision)
-	s.handle("GET /api/netverify/v2/scans/{ref}", s.handleScanStatus)
-	s.mux.HandleFunc("/_sim/faults", s.faults.handle(s.routes))
+	rt := simkit.NewRouter(s.mux)
+	rt.Handle("POST /api/v4/initiate", s.handleInitiate)
+	rt.Handle("GET /web/v4/app", s.handlePage)
+	rt.Handle("POST /web/v4/app", s.handleDecision)
+	rt.Handle("GET /api/netverify/v2/scans/{ref}", s.handleScanStatus)
+	s.faults = rt.Controls("ID verification", s.Reset)
+	s.routes = rt.Routes()
 	s.mux.HandleFunc("GET /_sim/callbacks", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"callbacks": s.Callbacks()})
-	})
-	s.mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) {
-		s.Reset()
-		w.WriteHeader(http.StatusNoContent)
-	})
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		notSimulated(w, r, "ID verification", s.routes)
-	})
-}
-
-// handle registers a simulated route, subject to injected faults.
-func (s *IDV) handle(route string, h http.HandlerFunc) {
-	s.routes = append(s.routes, route)
-	s.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
-		if s.faults.apply(w, r, route) {
-			return
-		}
-		h(w, r)
+		simkit.WriteJSON(w, http.StatusOK, map[string]any{"callbacks": s.Callbacks()})
 	})
 }
 
@@ -229,10 +220,10 @@ func (s *IDV) Routes() []string { return slices.Clone(s.routes) }
 
 // AddFault injects a fault, as a POST to /_sim/faults does.
 func (s *IDV) AddFault(f Fault) error {
-	if err := f.validate(s.routes); err != nil {
+	if err := s.faults.Validate(f.Fault()); err != nil {
 		return fmt.Errorf("add fault: %w", err)
 	}
-	s.faults.add(f)
+	s.faults.Add(f.Fault())
 	return nil
 }
 
@@ -246,7 +237,7 @@ func (s *IDV) Reset() {
 	s.byToken = map[string]string{}
 	s.attempts = nil
 	s.mu.Unlock()
-	s.faults.reset()
+	s.faults.Clear()
 }
 
 // Close stops pending callback deliveries and waits for them to end. The

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit/simtest"
 )
 
 const (
@@ -24,30 +26,17 @@ const (
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 123e6, time.UTC)
 
-// clock is a settable clock for token expiry.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	idv   *IDV
 	srv   *httptest.Server
-	clock *clock
+	clock *simtest.Clock
 	// browser does not follow redirects, so tests see them.
 	browser *http.Client
 }
 
 func setup(t *testing.T, opts Options) *fixture {
 	t.Helper()
-	c := &clock{t: start}
+	c := simtest.NewClock(start)
 	if opts.APIToken == "" {
 		opts.APIToken, opts.APISecret = apiToken, apiSecret
 	}
@@ -324,7 +313,7 @@ func TestApproveFlow(t *testing.T) {
 		t.Fatalf("before the decision status = %s, want PENDING", st)
 	}
 
-	f.clock.Add(90 * time.Second)
+	f.clock.Advance(90 * time.Second)
 	res := f.decide(t, in.RedirectURL, DecisionApprove)
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("decision = %d, want 303", res.StatusCode)
@@ -623,7 +612,7 @@ func TestPageRefusals(t *testing.T) {
 		t.Errorf("decision without successUrl = %d, want 200", res.StatusCode)
 	}
 
-	f.clock.Add(5 * time.Minute)
+	f.clock.Advance(5 * time.Minute)
 	if c := get(in.RedirectURL); c != 410 {
 		t.Errorf("expired page = %d, want 410", c)
 	}

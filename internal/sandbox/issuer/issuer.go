@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // Defaults.
@@ -121,13 +123,19 @@ type Claims struct {
 	Alg string
 }
 
+// Fault makes the simulator misbehave on one route, as a flaky real
+// service does. It is posted as JSON to /_sim/faults; Route is a route as
+// the not-simulated answer lists it (for example "GET /.well-known/jwks.json"), or "*"
+// for every simulated route.
+type Fault = simkit.JSONFault
+
 // Issuer is the simulator. It is an http.Handler; its methods are safe for
 // concurrent use.
 type Issuer struct {
 	opts   Options
 	mux    *http.ServeMux
 	routes []string
-	faults *faults
+	faults *simkit.Registry
 
 	mu      sync.Mutex
 	keys    []*signingKey // published, oldest first; the newest of an alg signs
@@ -149,7 +157,7 @@ func New(opts Options) (*Issuer, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	i := &Issuer{opts: opts, mux: http.NewServeMux(), faults: newFaults()}
+	i := &Issuer{opts: opts, mux: http.NewServeMux()}
 	for _, alg := range []string{RS256, ES256} {
 		if _, err := i.Rotate(alg); err != nil {
 			return nil, fmt.Errorf("new issuer: %w", err)
@@ -161,29 +169,13 @@ func New(opts Options) (*Issuer, error) {
 }
 
 func (i *Issuer) registerRoutes() {
-	i.handle("GET /.well-known/jwks.json", i.handleJWKS)
-	i.handle("GET /token", i.handleToken)
-	i.handle("POST /rotate", i.handleRotate)
-	i.handle("POST /retire", i.handleRetire)
-	i.mux.HandleFunc("/_sim/faults", i.faults.handle(i.routes))
-	i.mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) {
-		i.Reset()
-		w.WriteHeader(http.StatusNoContent)
-	})
-	i.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		notSimulated(w, r, "token issuer", i.routes)
-	})
-}
-
-// handle registers a simulated route, subject to injected faults.
-func (i *Issuer) handle(route string, h http.HandlerFunc) {
-	i.routes = append(i.routes, route)
-	i.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
-		if i.faults.apply(w, r, route) {
-			return
-		}
-		h(w, r)
-	})
+	rt := simkit.NewRouter(i.mux)
+	rt.Handle("GET /.well-known/jwks.json", i.handleJWKS)
+	rt.Handle("GET /token", i.handleToken)
+	rt.Handle("POST /rotate", i.handleRotate)
+	rt.Handle("POST /retire", i.handleRetire)
+	i.faults = rt.Controls("token issuer", i.Reset)
+	i.routes = rt.Routes()
 }
 
 // ServeHTTP implements http.Handler.
@@ -200,15 +192,15 @@ func (i *Issuer) Reset() {
 	i.mu.Lock()
 	i.keys = slices.Clone(i.initial)
 	i.mu.Unlock()
-	i.faults.reset()
+	i.faults.Clear()
 }
 
 // AddFault injects a fault, as a POST to /_sim/faults does.
 func (i *Issuer) AddFault(f Fault) error {
-	if err := f.validate(i.routes); err != nil {
+	if err := i.faults.Validate(f.Fault()); err != nil {
 		return fmt.Errorf("add fault: %w", err)
 	}
-	i.faults.add(f)
+	i.faults.Add(f.Fault())
 	return nil
 }
 
@@ -365,7 +357,7 @@ func (i *Issuer) Mint(c Claims) (string, error) {
 
 func (i *Issuer) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(int(i.opts.JWKSMaxAge/time.Second)))
-	writeJSON(w, http.StatusOK, i.JWKS())
+	simkit.WriteJSON(w, http.StatusOK, i.JWKS())
 }
 
 func (i *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -384,7 +376,7 @@ func (i *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("ttl"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request", "error_description": "ttl must be a whole number of seconds"})
+			simkit.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request", "error_description": "ttl must be a whole number of seconds"})
 			return
 		}
 		if n == 0 {
@@ -393,12 +385,12 @@ func (i *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		c.TTL = time.Duration(n) * time.Second
 	}
 	if c.Alg != "" && c.Alg != RS256 && c.Alg != ES256 {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request", "error_description": "alg must be RS256 or ES256"})
+		simkit.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request", "error_description": "alg must be RS256 or ES256"})
 		return
 	}
 	tok, err := i.Mint(c)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "server_error", "error_description": err.Error()})
+		simkit.WriteJSON(w, http.StatusInternalServerError, map[string]any{"error": "server_error", "error_description": err.Error()})
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
@@ -412,11 +404,11 @@ func (i *Issuer) handleRotate(w http.ResponseWriter, r *http.Request) {
 		alg = RS256
 	}
 	if alg != RS256 && alg != ES256 {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request", "error_description": "alg must be RS256 or ES256"})
+		simkit.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request", "error_description": "alg must be RS256 or ES256"})
 		return
 	}
 	if _, err := i.Rotate(alg); err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "server_error", "error_description": err.Error()})
+		simkit.WriteJSON(w, http.StatusInternalServerError, map[string]any{"error": "server_error", "error_description": err.Error()})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -428,11 +420,11 @@ func (i *Issuer) handleRetire(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
 	case errors.Is(err, ErrUnknownKey):
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown_kid", "error_description": err.Error()})
+		simkit.WriteJSON(w, http.StatusNotFound, map[string]any{"error": "unknown_kid", "error_description": err.Error()})
 	case errors.Is(err, ErrKeyInUse):
-		writeJSON(w, http.StatusConflict, map[string]any{"error": "key_in_use", "error_description": err.Error()})
+		simkit.WriteJSON(w, http.StatusConflict, map[string]any{"error": "key_in_use", "error_description": err.Error()})
 	default:
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "server_error", "error_description": err.Error()})
+		simkit.WriteJSON(w, http.StatusInternalServerError, map[string]any{"error": "server_error", "error_description": err.Error()})
 	}
 }
 

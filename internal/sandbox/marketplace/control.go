@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // RateLimits are the limits per client IP address: token buckets for
@@ -220,94 +222,78 @@ type Fault struct {
 	Times int `json:"times,omitempty"`
 }
 
-type fault struct {
-	Fault
-	used int
+func (f Fault) sim() simkit.Fault {
+	return simkit.Fault{
+		Route:      f.Route,
+		Status:     f.Status,
+		RetryAfter: time.Duration(f.RetryAfter) * time.Second,
+		Latency:    time.Duration(f.LatencyMS) * time.Millisecond,
+		Hang:       f.Timeout,
+		Count:      f.Times,
+	}
+}
+
+func faultOf(f simkit.Fault) Fault {
+	return Fault{
+		Route:      f.Route,
+		Status:     f.Status,
+		RetryAfter: int(f.RetryAfter / time.Second),
+		LatencyMS:  int(f.Latency / time.Millisecond),
+		Timeout:    f.Hang,
+		Times:      f.Count,
+	}
+}
+
+// newFaults returns the fault registry: faults match "METHOD /path" or
+// "/path" against the request, in the order added; a used-up fault stays
+// listed; a fault may answer any 4xx or 5xx; a timeout gives up after a
+// minute.
+func newFaults() *simkit.Registry {
+	return simkit.NewRegistry(simkit.Options{
+		Match:     matchFault,
+		KeepSpent: true,
+		Allow4xx:  true,
+		AllowNoop: true,
+		HangMax:   time.Minute,
+		Answer:    answerFault,
+	})
+}
+
+func matchFault(key, _ string, r *http.Request) bool {
+	method, path, hasMethod := strings.Cut(key, " ")
+	if !hasMethod {
+		method, path = "", key
+	}
+	return path == r.URL.Path && (method == "" || method == r.Method)
+}
+
+// answerFault answers an injected status in Sharetribe's error format:
+// 429 as the rate limits do, others with the code Sharetribe uses for
+// the status.
+func answerFault(w http.ResponseWriter, r *http.Request, _ string, f simkit.Fault) {
+	if f.Status == http.StatusTooManyRequests {
+		apiError(w, r, http.StatusTooManyRequests, "too-many-requests", "Too many requests", "")
+		return
+	}
+	code := map[int]string{400: "bad-request", 401: "auth-invalid-access-token", 403: "forbidden", 404: "not-found", 409: "conflict"}[f.Status]
+	if code == "" {
+		code = "server-error"
+	}
+	apiError(w, r, f.Status, code, http.StatusText(f.Status), "injected fault")
 }
 
 // InjectFault adds a fault. Faults are matched in the order added; the
 // first that matches a request and has uses left applies.
-func (m *Marketplace) InjectFault(f Fault) {
-	m.ctl.Lock()
-	defer m.ctl.Unlock()
-	m.faults = append(m.faults, &fault{Fault: f})
-}
+func (m *Marketplace) InjectFault(f Fault) { m.faults.Add(f.sim()) }
 
 // ClearFaults removes every injected fault.
-func (m *Marketplace) ClearFaults() {
-	m.ctl.Lock()
-	defer m.ctl.Unlock()
-	m.faults = nil
-}
-
-// applyFault applies the first matching fault; false means the request
-// has been answered (or abandoned) by it.
-func (m *Marketplace) applyFault(w http.ResponseWriter, r *http.Request) bool {
-	m.ctl.Lock()
-	var f *Fault
-	for _, x := range m.faults {
-		if x.Times > 0 && x.used >= x.Times {
-			continue
-		}
-		method, path, hasMethod := strings.Cut(x.Route, " ")
-		if !hasMethod {
-			method, path = "", x.Route
-		}
-		if path == r.URL.Path && (method == "" || method == r.Method) {
-			x.used++
-			cp := x.Fault
-			f = &cp
-			break
-		}
-	}
-	m.ctl.Unlock()
-	if f == nil {
-		return true
-	}
-	if f.LatencyMS > 0 {
-		t := time.NewTimer(time.Duration(f.LatencyMS) * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return false
-		}
-	}
-	if f.Timeout {
-		t := time.NewTimer(time.Minute)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-		}
-		return false
-	}
-	switch {
-	case f.Status == http.StatusTooManyRequests:
-		ra := f.RetryAfter
-		if ra <= 0 {
-			ra = 1
-		}
-		writeTooManyRequests(w, r, time.Duration(ra)*time.Second)
-		return false
-	case f.Status != 0:
-		code := map[int]string{400: "bad-request", 401: "auth-invalid-access-token", 403: "forbidden", 404: "not-found", 409: "conflict"}[f.Status]
-		if code == "" {
-			code = "server-error"
-		}
-		apiError(w, r, f.Status, code, http.StatusText(f.Status), "injected fault")
-		return false
-	}
-	return true
-}
+func (m *Marketplace) ClearFaults() { m.faults.Clear() }
 
 func (m *Marketplace) handleFaultsList(w http.ResponseWriter, r *http.Request) {
-	m.ctl.Lock()
-	out := make([]Fault, 0, len(m.faults))
-	for _, f := range m.faults {
-		out = append(out, f.Fault)
+	out := []Fault{}
+	for _, e := range m.faults.Snapshot() {
+		out = append(out, faultOf(e.Fault))
 	}
-	m.ctl.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"faults": out})
 }
 
@@ -329,8 +315,8 @@ func (m *Marketplace) handleFaultsAdd(w http.ResponseWriter, r *http.Request) {
 		list = []Fault{one}
 	}
 	for _, f := range list {
-		if f.Route == "" || (f.Status != 0 && (f.Status < 400 || f.Status > 599)) || f.LatencyMS < 0 || f.Times < 0 {
-			writeSimError(w, http.StatusBadRequest, "invalid_request", "a fault needs a route; status must be 4xx or 5xx")
+		if err := m.faults.Validate(f.sim()); err != nil {
+			writeSimError(w, http.StatusBadRequest, "invalid_request", err.Error())
 			return
 		}
 	}
@@ -356,11 +342,7 @@ func (m *Marketplace) handleStats(w http.ResponseWriter, r *http.Request) {
 
 // handleNotSimulated answers a route the simulator does not know.
 func (m *Marketplace) handleNotSimulated(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotFound, map[string]any{
-		"error":             "not_simulated",
-		"error_description": r.Method + " " + r.URL.Path + " is not simulated by the marketplace simulator",
-		"routes":            m.routeList,
-	})
+	simkit.NotSimulated(w, r, "marketplace", "", m.routeList, nil)
 }
 
 func writeSimError(w http.ResponseWriter, status int, code, desc string) {

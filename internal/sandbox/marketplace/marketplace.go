@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // AccessTokenTTLDefault is how long an access token lives unless
@@ -146,7 +148,7 @@ type Marketplace struct {
 	// ctl guards the request-level machinery, apart from the data so a
 	// slow or hanging fault never holds up other requests.
 	ctl      sync.Mutex
-	faults   []*fault
+	faults   *simkit.Registry          // has its own lock
 	buckets  map[string]*clientBuckets // by client IP
 	stats    statsState
 	inFlight map[string]int
@@ -168,6 +170,7 @@ func New(opts Options) *Marketplace {
 		mux:        http.NewServeMux(),
 		signingKey: []byte(newToken()),
 	}
+	m.faults = newFaults()
 	m.resetData()
 	m.resetControl()
 	m.routes()
@@ -192,7 +195,7 @@ func (m *Marketplace) resetData() {
 // resetControl drops faults, rate-limit buckets and counters. Callers hold
 // m.ctl (or own m).
 func (m *Marketplace) resetControl() {
-	m.faults = nil
+	m.faults.Clear()
 	m.buckets = map[string]*clientBuckets{}
 	m.stats = statsState{perSecond: map[int64]*SecondStats{}}
 	m.inFlight = map[string]int{}
@@ -269,7 +272,7 @@ func (m *Marketplace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer done()
 	}
-	if !m.applyFault(w, r) {
+	if m.faults.Apply(w, r, "") {
 		return
 	}
 	m.mux.ServeHTTP(w, r)

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // Defaults for the Options fields left zero.
@@ -169,6 +171,7 @@ type Server struct {
 	opts   Options
 	mux    *http.ServeMux
 	routes []string // known "METHOD path" entries, for the not-simulated answer
+	faults *simkit.Registry
 
 	mu      sync.Mutex
 	clients map[string]Client
@@ -176,7 +179,6 @@ type Server struct {
 	codes   map[tokenKey]*authCode
 	refresh map[tokenKey]*refreshToken
 	access  map[tokenKey]*accessToken
-	faults  map[string]*faultState
 	stats   Stats
 }
 
@@ -200,6 +202,7 @@ func New(opts Options) *Server {
 	opts.Clients = slices.Clone(opts.Clients)
 	opts.Users = slices.Clone(opts.Users)
 	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s.faults = s.newFaults()
 	s.resetLocked()
 	s.registerRoutes()
 	return s
@@ -247,7 +250,7 @@ func (s *Server) resetLocked() {
 	s.codes = map[tokenKey]*authCode{}
 	s.refresh = map[tokenKey]*refreshToken{}
 	s.access = map[tokenKey]*accessToken{}
-	s.faults = map[string]*faultState{}
+	s.faults.Clear()
 	s.stats = Stats{TokenCallsByGrant: map[string]int{}}
 }
 

@@ -9,9 +9,10 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit/simtest"
 )
 
 // Registered clients of the fixture. The web client's secret has the
@@ -33,27 +34,10 @@ const (
 	otherVerifier = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 )
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	s      *Server
 	srv    *httptest.Server
-	clock  *testClock
+	clock  *simtest.Clock
 	client *http.Client // does not follow redirects
 }
 
@@ -62,7 +46,7 @@ type fixture struct {
 // (public). mod may change the options first.
 func setup(t *testing.T, mod func(*Options)) *fixture {
 	t.Helper()
-	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := simtest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	opts := Options{
 		Clients: []Client{
 			{ID: webID, Secret: webSecret, RedirectURIs: []string{webRedirect}, RequirePKCE: true},

@@ -1,14 +1,14 @@
 package oauth
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // Fault is a failure injected into one route. A Fault with a Status answers
@@ -45,102 +45,70 @@ type faultJSON struct {
 	Count             int    `json:"count"`
 }
 
-type faultState struct {
-	f         Fault
-	remaining int // requests left when f.Count > 0
-}
-
 // faultRoutes are the routes faults can be injected into: the simulated
 // server's, not the /_sim/ controls.
 func faultRoutes() []string {
 	return []string{RouteAuthorize, RouteToken, RouteRevoke, RouteUserinfo, RouteMetadata}
 }
 
+// newFaults returns the fault registry: the routes are exact (no "*"), a
+// fault replaces the one on its route, a fault may be a mere counter, and
+// Retry-After goes with 429 (default 1 s) and with any status whose fault
+// gives one.
+func (s *Server) newFaults() *simkit.Registry {
+	return simkit.NewRegistry(simkit.Options{
+		Routes:         faultRoutes(),
+		NoWildcard:     true,
+		AllowNoop:      true,
+		RetryAnyStatus: true,
+		Answer:         answerFault,
+		OnTake: func(string, simkit.Fault) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.stats.FaultsInjected++
+		},
+	})
+}
+
+// answerFault answers an injected status in OAuth's error shape, or an
+// OAuthError in a 200 answer.
+func answerFault(w http.ResponseWriter, _ *http.Request, _ string, f simkit.Fault) {
+	if f.Status == 0 {
+		writeError(w, http.StatusOK, f.Extra.(string), "fault injected: an error in a 200 answer")
+		return
+	}
+	code := "temporarily_unavailable"
+	if f.Status != http.StatusTooManyRequests && f.Status != http.StatusServiceUnavailable {
+		code = "server_error"
+	}
+	writeError(w, f.Status, code, fmt.Sprintf("fault injected: %d", f.Status))
+}
+
+func (f Fault) sim(route string) simkit.Fault {
+	sf := simkit.Fault{Route: route, Status: f.Status, RetryAfter: f.RetryAfter, Latency: f.Latency, Count: f.Count}
+	// OAuthError is ignored when Status is set.
+	if f.OAuthError != "" && f.Status == 0 {
+		sf.Extra = f.OAuthError
+	}
+	return sf
+}
+
 // Fault injects f into route (one of the Route constants), replacing any
 // fault already there. The zero Fault clears the route.
 func (s *Server) Fault(route string, f Fault) error {
-	if !slices.Contains(faultRoutes(), route) {
-		return fmt.Errorf("inject fault: unknown route %q (known: %s)", route, strings.Join(faultRoutes(), ", "))
+	if err := s.faults.Validate(f.sim(route)); err != nil {
+		return fmt.Errorf("inject fault into %s: %w", route, err)
 	}
-	if f.Status != 0 && f.Status != http.StatusTooManyRequests && (f.Status < 500 || f.Status > 599) {
-		return fmt.Errorf("inject fault into %s: status %d is neither 429 nor 5xx", route, f.Status)
-	}
-	if f.Count < 0 || f.Latency < 0 || f.RetryAfter < 0 {
-		return fmt.Errorf("inject fault into %s: negative count, latency or retry-after", route)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if f == (Fault{}) {
-		delete(s.faults, route)
+		s.faults.Delete(route)
 		return nil
 	}
-	s.faults[route] = &faultState{f: f, remaining: f.Count}
+	s.faults.Set(f.sim(route))
 	return nil
 }
 
 // ClearFaults removes every injected fault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.faults)
-}
-
-// takeFault returns the fault to apply to one request on route, using up
-// one of its Count.
-func (s *Server) takeFault(route string) (Fault, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.faults[route]
-	if st == nil {
-		return Fault{}, false
-	}
-	if st.f.Count > 0 {
-		st.remaining--
-		if st.remaining <= 0 {
-			delete(s.faults, route)
-		}
-	}
-	s.stats.FaultsInjected++
-	return st.f, true
-}
-
-// injectFault applies route's fault, if any, and reports whether it
-// answered the request (so the real handler must not).
-func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, route string) bool {
-	f, ok := s.takeFault(route)
-	if !ok {
-		return false
-	}
-	if f.Latency > 0 {
-		t := time.NewTimer(f.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return true // the client gave up; nobody reads an answer
-		}
-	}
-	retryAfter := f.RetryAfter
-	if f.Status == http.StatusTooManyRequests && retryAfter == 0 {
-		retryAfter = time.Second
-	}
-	switch {
-	case f.Status != 0:
-		if retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.FormatInt(int64((retryAfter+time.Second-1)/time.Second), 10))
-		}
-		code := "temporarily_unavailable"
-		if f.Status != http.StatusTooManyRequests && f.Status != http.StatusServiceUnavailable {
-			code = "server_error"
-		}
-		writeError(w, f.Status, code, fmt.Sprintf("fault injected: %d", f.Status))
-		return true
-	case f.OAuthError != "":
-		writeError(w, http.StatusOK, f.OAuthError, "fault injected: an error in a 200 answer")
-		return true
-	}
-	return false
-}
+func (s *Server) ClearFaults() { s.faults.Clear() }
 
 // Stats are the simulator's counters since New or the last Reset.
 type Stats struct {
@@ -225,7 +193,7 @@ func (s *Server) serveRoute(rt route) http.HandlerFunc {
 			formErr = parseForm(w, r)
 		}
 		s.count(r, rt.path)
-		if rt.faultKey != "" && s.injectFault(w, r, rt.faultKey) {
+		if rt.faultKey != "" && s.faults.Apply(w, r, rt.faultKey) {
 			return
 		}
 		if formErr != nil {
@@ -254,21 +222,15 @@ func (s *Server) count(r *http.Request, path string) {
 // handleNotSimulated answers any other path with the routes it knows, so a
 // client pointed at the wrong path finds out at once.
 func (s *Server) handleNotSimulated(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotFound, map[string]any{
-		"error":             "not_simulated",
-		"error_description": fmt.Sprintf("the OAuth simulator does not simulate %s %s", r.Method, r.URL.Path),
-		"routes":            s.routes,
-	})
+	simkit.NotSimulated(w, r, "OAuth", "", s.routes, nil)
 }
 
 // handleSimFaultsSet injects one fault: POST /_sim/faults with a JSON
 // faultJSON. A body with only the route clears that route.
 func (s *Server) handleSimFaultsSet(w http.ResponseWriter, r *http.Request) {
 	var in faultJSON
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "decode fault: "+err.Error())
+	if err := simkit.DecodeStrict(w, r, &in); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
 	f := Fault{
@@ -287,23 +249,18 @@ func (s *Server) handleSimFaultsSet(w http.ResponseWriter, r *http.Request) {
 
 // handleSimFaultsList answers the faults in place, by route.
 func (s *Server) handleSimFaultsList(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
 	out := map[string]faultJSON{}
-	for route, st := range s.faults {
-		count := st.f.Count
-		if count > 0 {
-			count = st.remaining
-		}
-		out[route] = faultJSON{
-			Route:             route,
-			Status:            st.f.Status,
-			RetryAfterSeconds: int((st.f.RetryAfter + time.Second - 1) / time.Second),
-			LatencyMS:         int(st.f.Latency / time.Millisecond),
-			OAuthError:        st.f.OAuthError,
-			Count:             count,
+	for _, e := range s.faults.Snapshot() {
+		oauthErr, _ := e.Extra.(string)
+		out[e.Route] = faultJSON{
+			Route:             e.Route,
+			Status:            e.Status,
+			RetryAfterSeconds: int((e.RetryAfter + time.Second - 1) / time.Second),
+			LatencyMS:         int(e.Latency / time.Millisecond),
+			OAuthError:        oauthErr,
+			Count:             e.Remaining,
 		}
 	}
-	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"faults": out})
 }
 

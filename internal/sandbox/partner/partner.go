@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/internal/sandbox/payments"
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // RateLimitDefault requests per RateWindowDefault: generous, since a
@@ -66,7 +67,7 @@ type Partner struct {
 	opts   Options
 	mux    *http.ServeMux
 	faults *payments.Faults
-	limit  *payments.RateLimiter
+	limit  *simkit.RateLimiter
 }
 
 var routeNames = []string{"/user", "/account", "/payer"}
@@ -89,7 +90,7 @@ func New(opts Options) *Partner {
 		opts:   opts,
 		mux:    http.NewServeMux(),
 		faults: payments.NewFaults(),
-		limit:  payments.NewRateLimiter(opts.RateLimit, opts.RateWindow, opts.Now),
+		limit:  simkit.NewRateLimiter(opts.RateLimit, opts.RateWindow, opts.Now),
 	}
 	handlers := map[string]func(map[string]json.RawMessage) (any, *apiError){
 		"/user":    pt.handleUser,
@@ -99,10 +100,7 @@ func New(opts Options) *Partner {
 	for _, name := range routeNames {
 		pt.mux.HandleFunc("POST "+name, pt.serve(name, handlers[name]))
 	}
-	pt.mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) {
-		pt.Reset()
-		writeJSON(w, http.StatusOK, map[string]any{"reset": true})
-	})
+	pt.mux.HandleFunc("POST /_sim/reset", simkit.ResetHandler(pt.Reset, http.StatusOK, map[string]any{"reset": true}))
 	pt.mux.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		name, f, err := payments.ParseFaultRequest(r, routeNames)
 		if err != nil {
@@ -110,15 +108,11 @@ func New(opts Options) *Partner {
 			return
 		}
 		pt.faults.Set(name, f)
-		writeJSON(w, http.StatusOK, map[string]any{"route": name, "fault": "set"})
+		simkit.WriteJSON(w, http.StatusOK, map[string]any{"route": name, "fault": "set"})
 	})
 	pt.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]any{
-			"error":             "not_simulated",
-			"error_description": fmt.Sprintf("%s %s is not a call this simulator knows", r.Method, r.URL.Path),
-			"error_code":        http.StatusNotFound,
-			"routes":            routeNames,
-		})
+		desc := fmt.Sprintf("%s %s is not a call this simulator knows", r.Method, r.URL.Path)
+		simkit.NotSimulated(w, r, "partner", desc, routeNames, map[string]any{"error_code": http.StatusNotFound})
 	})
 	return pt
 }
@@ -147,14 +141,8 @@ func errf(status int, kind, format string, args ...any) *apiError {
 	return &apiError{status: status, kind: kind, desc: fmt.Sprintf(format, args...)}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
 func writeErr(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.status, map[string]any{"error": e.kind, "error_description": e.desc, "error_code": e.status})
+	simkit.WriteJSON(w, e.status, map[string]any{"error": e.kind, "error_description": e.desc, "error_code": e.status})
 }
 
 func writeStatus(w http.ResponseWriter, status int) {
@@ -178,7 +166,7 @@ func (pt *Partner) serve(name string, h func(map[string]json.RawMessage) (any, *
 			return
 		}
 		if ok, wait := pt.limit.Allow("secret"); !ok {
-			w.Header().Set("Retry-After", payments.RetryAfterSeconds(wait))
+			w.Header().Set("Retry-After", simkit.RetryAfter(wait))
 			writeErr(w, errf(http.StatusTooManyRequests, "rate_limited", "too many requests"))
 			return
 		}
@@ -193,7 +181,7 @@ func (pt *Partner) serve(name string, h func(map[string]json.RawMessage) (any, *
 			writeErr(w, e)
 			return
 		}
-		writeJSON(w, http.StatusOK, out)
+		simkit.WriteJSON(w, http.StatusOK, out)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit"
 )
 
 // apiError is an error in WePay's shape.
@@ -41,11 +43,7 @@ func denied(kind string, id int64) *apiError {
 	return errf(http.StatusForbidden, "access_denied", 1010, "this access_token does not have permission to access %s %d", kind, id)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { simkit.WriteJSON(w, status, v) }
 
 func writeErr(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, e.status, map[string]any{"error": e.kind, "error_description": e.desc, "error_code": e.code})
@@ -107,10 +105,7 @@ func (p *Payments) routes() {
 			})
 		}
 	}
-	p.mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) {
-		p.Reset()
-		writeJSON(w, http.StatusOK, map[string]any{"reset": true})
-	})
+	p.mux.HandleFunc("POST /_sim/reset", simkit.ResetHandler(p.Reset, http.StatusOK, map[string]any{"reset": true}))
 	p.mux.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		name, f, err := ParseFaultRequest(r, p.Routes())
 		if err != nil {
@@ -121,12 +116,8 @@ func (p *Payments) routes() {
 		writeJSON(w, http.StatusOK, map[string]any{"route": name, "fault": "set"})
 	})
 	p.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]any{
-			"error":             "not_simulated",
-			"error_description": fmt.Sprintf("%s %s is not a call this simulator knows (also served under /v2)", r.Method, r.URL.Path),
-			"error_code":        1001,
-			"routes":            p.Routes(),
-		})
+		desc := fmt.Sprintf("%s %s is not a call this simulator knows (also served under /v2)", r.Method, r.URL.Path)
+		simkit.NotSimulated(w, r, "payments", desc, p.Routes(), map[string]any{"error_code": 1001})
 	})
 }
 

@@ -8,32 +8,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/simkit/simtest"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type fixture struct {
 	p      *Payments
 	srv    *httptest.Server
-	clock  *testClock
+	clock  *simtest.Clock
 	ada    string // Ada's access token
 	grace  string
 	secret string
@@ -41,7 +25,7 @@ type fixture struct {
 
 func setup(t *testing.T, opts Options) *fixture {
 	t.Helper()
-	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := simtest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	opts.Now = clock.Now
 	p := New(opts)
 	srv := httptest.NewServer(p)

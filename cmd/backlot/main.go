@@ -109,6 +109,7 @@ Start with:  backlot serve --config examples/quickstart/backlot.yaml`,
 		newMigrateCmd(g),
 		newConfigCmd(g),
 		newTokenCmd(g),
+		newAPIKeyCmd(),
 		newJobsCmd(g),
 		newVersionCmd(),
 	)

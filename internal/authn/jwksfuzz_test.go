@@ -190,3 +190,29 @@ func (c *testClock) Set(t time.Time) {
 	defer c.mu.Unlock()
 	c.t = t
 }
+
+// TestTokenCacheClockStepsBack: a token verified (and cached) while valid
+// is refused when the clock steps back before its nbf/iat, as it would be
+// without the cache.
+func TestTokenCacheClockStepsBack(t *testing.T) {
+	t.Parallel()
+	k := sharedTestKeys(t)
+	js := newJWKSServer(t, rsaJWK("rs1", &k.rsa1.PublicKey))
+	clock := newTestClock()
+	j := newJWKSAuth(t, js.URL(), clock)
+	now := clock.Now()
+	tok := signJWT(t, jwt.SigningMethodRS256, "rs1", k.rsa1, extClaims(clock, func(c jwt.MapClaims) { c["nbf"] = now.Unix() }))
+	cases := []struct {
+		at     time.Duration // from the token's nbf/iat
+		wantOK bool
+	}{
+		{0, true}, {-30 * time.Second, true}, {-31 * time.Second, false}, {-10 * time.Minute, false}, {10 * time.Second, true},
+	}
+	for _, tc := range cases {
+		clock.Set(now.Add(tc.at))
+		_, err := j.Verify(tok)
+		if (err == nil) != tc.wantOK {
+			t.Errorf("at %v: err %v, want ok=%v", tc.at, err, tc.wantOK)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package authn
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +15,27 @@ import (
 
 	"github.com/backlothq/backlot/config"
 )
+
+// APIKeyPrefix starts every key `backlot apikey new` makes. A bearer
+// value with it is backlot's own: refused locally when it does not match,
+// never sent to a remote authenticator.
+const APIKeyPrefix = "blk_"
+
+// apiKeyRandomBytes is the entropy of a new key.
+const apiKeyRandomBytes = 32
+
+// NewAPIKeySecret makes a new API key: the prefix and 32 random bytes in
+// unpadded base64url. It returns the key, to be given to the caller once,
+// and the hex SHA-256 that goes in the configuration.
+func NewAPIKeySecret() (key, sha256Hex string, err error) {
+	b := make([]byte, apiKeyRandomBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", fmt.Errorf("generate API key: %w", err)
+	}
+	key = APIKeyPrefix + base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(key))
+	return key, hex.EncodeToString(sum[:]), nil
+}
 
 // APIKey accepts `Authorization: Bearer <key>` where the SHA-256 of the key
 // is configured. Only hashes are held, so the config leaks no key.
@@ -79,8 +102,10 @@ func (a *APIKey) Authenticate(r *http.Request) (*auth.Principal, error) {
 		}
 	}
 	if match < 0 {
-		// A JWT is most likely meant for a token authenticator on the same route.
-		return nil, &auth.Failure{Reason: "unknown API key", Foreign: strings.Count(tok, ".") == 2}
+		// A JWT is most likely meant for a token authenticator on the same
+		// route; a value with our prefix is surely meant for us.
+		foreign := strings.Count(tok, ".") == 2 && !strings.HasPrefix(tok, APIKeyPrefix)
+		return nil, &auth.Failure{Reason: "unknown API key", Foreign: foreign}
 	}
 	return &auth.Principal{Authenticator: a.name, Subject: a.keys[match].id}, nil
 }

@@ -6,6 +6,8 @@ package authn
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -332,7 +334,9 @@ func (s *Set) Register(mux *http.ServeMux) {
 // if a name is not configured (validate with Check first): that is a
 // wiring mistake, not a request-time condition.
 //
-// Authenticators are tried in the order given. One without a credential of
+// Authenticators are tried in the order given, except that those that
+// verify by calling a remote service (sharetribe) go after the local ones,
+// so a valid local credential is never sent out. One without a credential of
 // its kind passes to the next; one that finds an invalid credential is
 // remembered and the next is still tried, so a route accepting two kinds of
 // bearer token works with either. The first success wins; if none
@@ -341,7 +345,7 @@ func (s *Set) Require(names []string, rule auth.Rule) func(http.Handler) http.Ha
 	if err := s.Check(names); err != nil {
 		panic("auth.Require: " + err.Error())
 	}
-	entries := s.list(names)
+	entries := localFirst(s.list(names))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, ok := s.authenticate(w, r, entries, rule)
@@ -379,7 +383,7 @@ func (s *Set) HandleWhoami(w http.ResponseWriter, r *http.Request) {
 // response: the Principal, or an *httpapi.Error saying how to refuse.
 // Metrics and logs are as for Require; the failure rate limit is not applied.
 func (s *Set) Authenticate(r *http.Request, names []string, rule auth.Rule) (*auth.Principal, error) {
-	p, _, herr := s.decide(r, s.list(names), rule)
+	p, _, herr := s.decide(r, localFirst(s.list(names)), rule)
 	if herr != nil {
 		return nil, herr
 	}
@@ -415,11 +419,35 @@ func (s *Set) authenticate(w http.ResponseWriter, r *http.Request, entries []*en
 // should count against the client's failure budget.
 func (s *Set) decide(r *http.Request, entries []*entry, rule auth.Rule) (p *auth.Principal, countsAsFailure bool, herr *httpapi.Error) {
 	ctx := r.Context()
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Which one counts would depend on who reads it (backlot, a
+		// proxy, the upstream): refuse rather than guess.
+		s.logRefusal(r, strings.Join(namesOf(entries), ","), OutcomeInvalid, "more than one Authorization header", nil)
+		return nil, false, httpapi.E(http.StatusBadRequest, "invalid_request", "more than one Authorization header")
+	}
 	var (
 		fail      *auth.Failure
 		failEntry *entry
+		local     = -1 // whether the bearer credential is backlot's own: -1 not yet known, 0 no, 1 yes
 	)
 	for _, e := range entries {
+		if isRemote(e) {
+			if local < 0 {
+				local = 0
+				if s.ownedLocally(r) {
+					local = 1
+				}
+			}
+			if local == 1 {
+				// Refused here and never sent out: a local secret or token
+				// (even a mistyped or expired one) must not leave backlot.
+				f := &auth.Failure{Reason: "a backlot API key or token is not sent to the marketplace", Foreign: true}
+				if fail == nil {
+					fail, failEntry = f, e
+				}
+				continue
+			}
+		}
 		pr, err := e.a.Authenticate(r)
 		if err == nil && pr != nil {
 			if pr.Authenticator == "" {
@@ -490,6 +518,79 @@ func (s *Set) decide(r *http.Request, entries []*entry, rule auth.Rule) (p *auth
 	he := httpapi.E(http.StatusUnauthorized, "missing_credentials", "no credentials: this endpoint accepts "+strings.Join(namesOf(entries), ", "))
 	he.Header = http.Header{"Www-Authenticate": challenges}
 	return nil, false, he
+}
+
+// isRemote reports whether e verifies credentials by sending them to
+// another service.
+func isRemote(e *entry) bool { return e.a.Type() == config.AuthSharetribe }
+
+// localFirst returns entries with the remote ones moved last, keeping the
+// order otherwise.
+func localFirst(entries []*entry) []*entry {
+	out := make([]*entry, 0, len(entries))
+	for _, remote := range []bool{false, true} {
+		for _, e := range entries {
+			if isRemote(e) == remote {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// owner is implemented by local authenticators that can tell a bearer JWT
+// is theirs even when they refuse it. iss is the token's unverified iss
+// claim ("" when absent).
+type owner interface {
+	owns(tok, iss string) bool
+}
+
+// ownedLocally reports whether r's bearer credential belongs to backlot:
+// a value with the API key prefix, or a JWT one of the configured local
+// authenticators (on any route) recognises. Such a credential is never
+// passed to a remote authenticator.
+func (s *Set) ownedLocally(r *http.Request) bool {
+	tok, ok := bearer(r)
+	if !ok || tok == "" {
+		return false
+	}
+	if strings.HasPrefix(tok, APIKeyPrefix) {
+		return true
+	}
+	if strings.Count(tok, ".") != 2 {
+		return false
+	}
+	iss := unverifiedIssuer(tok)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, e := range s.entries {
+		if o, ok := e.a.(owner); ok && o.owns(tok, iss) {
+			return true
+		}
+	}
+	return false
+}
+
+// unverifiedIssuer reads the iss claim of a JWT without verifying it; ""
+// when there is none. Keys are matched exactly, as golang-jwt does.
+func unverifiedIssuer(tok string) string {
+	parts := strings.SplitN(tok, ".", 3)
+	if len(parts) != 3 || len(parts[1]) > 16<<10 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return ""
+	}
+	var claims map[string]json.RawMessage
+	if json.Unmarshal(b, &claims) != nil {
+		return ""
+	}
+	var iss string
+	if json.Unmarshal(claims["iss"], &iss) != nil {
+		return ""
+	}
+	return iss
 }
 
 func namesOf(entries []*entry) []string {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -513,4 +514,59 @@ func jwtUnsigned(claims map[string]any) string {
 	h, _ := json.Marshal(map[string]any{"alg": "none", "typ": "JWT"})
 	c, _ := json.Marshal(claims)
 	return b64u(h) + "." + b64u(c) + "."
+}
+
+// TestTwoAuthorizationHeaders: a request with two Authorization headers
+// is refused with 400 invalid_request wherever authentication runs, even
+// when the first one alone would be accepted.
+func TestTwoAuthorizationHeaders(t *testing.T) {
+	t.Parallel()
+	f := newAuthFixture(t, map[string]config.Authenticator{
+		"users": hsCfg(),
+		"ops":   {Type: config.AuthAPIKey, APIKeys: []config.APIKey{{ID: "ops", SHA256: sha256Hex(testAPIKey)}}},
+	}, nil)
+	srv := f.serve(t, []string{"users", "ops"}, auth.Rule{})
+	good := mintHS(t, f, "users", "u1", "", nil)
+	cases := []struct {
+		name   string
+		values []string
+	}{
+		{"two valid tokens", []string{"Bearer " + good, "Bearer " + testAPIKey}},
+		{"valid then garbage", []string{"Bearer " + good, "Bearer garbage"}},
+		{"garbage then valid", []string{"Bearer garbage", "Bearer " + good}},
+		{"same token twice", []string{"Bearer " + good, "Bearer " + good}},
+		{"empty second", []string{"Bearer " + good, ""}},
+		{"basic and bearer", []string{"Basic dXNlcjpwYXNz", "Bearer " + good}},
+	}
+	for _, tc := range cases {
+		for _, path := range []string{"/api/x", "/auth/whoami"} {
+			req, _ := http.NewRequest("GET", srv.URL+path, nil)
+			for _, v := range tc.values {
+				req.Header.Add("Authorization", v)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var env httpapi.Envelope
+			json.NewDecoder(res.Body).Decode(&env)
+			res.Body.Close()
+			if res.StatusCode != http.StatusBadRequest || env.Error != "invalid_request" {
+				t.Errorf("%s %s: %d %+v, want 400 invalid_request", tc.name, path, res.StatusCode, env)
+			}
+		}
+		// Set.Authenticate (used by the server's own endpoints) refuses too.
+		r, _ := http.NewRequest("GET", "/", nil)
+		for _, v := range tc.values {
+			r.Header.Add("Authorization", v)
+		}
+		_, err := f.set.Authenticate(r, []string{"users", "ops"}, auth.Rule{})
+		if he := (*httpapi.Error)(nil); !errors.As(err, &he) || he.Status != 400 || he.Code != "invalid_request" {
+			t.Errorf("%s: Authenticate: %v", tc.name, err)
+		}
+	}
+	// One header still works.
+	if res := doReq(t, "GET", srv.URL+"/auth/whoami", bearerHdr(good), ""); res.status != 200 {
+		t.Errorf("one header: %d %s", res.status, res.body)
+	}
 }

@@ -1,6 +1,10 @@
 package authn
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,6 +40,7 @@ type HS256 struct {
 	now      func() time.Time
 	parser   *jwt.Parser
 	keyFunc  jwt.Keyfunc
+	rules    jwtRules
 	cache    tokenCache
 }
 
@@ -67,7 +72,13 @@ func newHS256(name string, cfg config.Authenticator, deps Deps) (*HS256, error) 
 		opts = append(opts, jwt.WithAudience(a.audience))
 	}
 	a.parser = jwt.NewParser(opts...)
-	a.keyFunc = func(*jwt.Token) (any, error) { return a.secret, nil }
+	a.rules = jwtRules{issuer: a.issuer, audience: a.audience, algs: []string{jwt.SigningMethodHS256.Alg()}, subject: a.claims.Subject}
+	a.keyFunc = func(t *jwt.Token) (any, error) {
+		if f := checkCrit(t); f != nil {
+			return nil, f
+		}
+		return a.secret, nil
+	}
 	return a, nil
 }
 
@@ -107,11 +118,35 @@ func (a *HS256) Verify(tok string) (*auth.Principal, error) {
 	claims := jwt.MapClaims{}
 	t, err := a.parser.ParseWithClaims(tok, claims, a.keyFunc)
 	if err != nil {
-		return nil, jwtFailure(err, t, []string{"HS256"})
+		return nil, a.rules.failure(err, t)
+	}
+	if f := a.rules.checkSubject(claims); f != nil {
+		return nil, f
 	}
 	p := principalFromClaims(a.name, claims, a.claims)
 	a.cache.put(tok, a, p, claims, now)
 	return p, nil
+}
+
+// owns reports whether tok, a JWT whose unverified iss is iss, is this
+// authenticator's own: it names our issuer, or it carries a valid HS256
+// signature under our secret (whatever else is wrong with it). Such a
+// token is never sent to a remote authenticator.
+func (a *HS256) owns(tok, iss string) bool {
+	if a.issuer != "" && iss == a.issuer {
+		return true
+	}
+	i := strings.LastIndexByte(tok, '.')
+	if i < 0 {
+		return false
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+	if err != nil {
+		return false
+	}
+	m := hmac.New(sha256.New, a.secret)
+	m.Write([]byte(tok[:i]))
+	return hmac.Equal(m.Sum(nil), sig)
 }
 
 // Mint signs a token for sub. ttl <= 0 uses the configured ttl.
@@ -184,9 +219,115 @@ func principalFromClaims(name string, claims jwt.MapClaims, m config.ClaimsMap) 
 	return p
 }
 
-// jwtFailure turns a golang-jwt error into a Failure with a reason fit for
+// jwtRules are the checks of SPEC-level rules shared by hs256 and jwks that
+// golang-jwt does not make, and the naming of what it refuses.
+type jwtRules struct {
+	issuer, audience string   // "" when not checked
+	algs             []string // the allowlist
+	subject          string   // the claim mapped to the subject ("sub")
+}
+
+// checkCrit refuses a token with a crit header (RFC 7515 4.1.11): backlot
+// understands no extension, so it must not accept a token whose issuer
+// requires one to be understood. Called from the key functions, before
+// any key is looked up.
+func checkCrit(t *jwt.Token) *auth.Failure {
+	if _, ok := t.Header["crit"]; ok {
+		return &auth.Failure{Reason: "token has a crit header; backlot understands no JWT extensions"}
+	}
+	return nil
+}
+
+// checkSubject requires the subject claim to be a non-empty string, so a
+// Principal never has an empty subject.
+func (r jwtRules) checkSubject(c jwt.MapClaims) *auth.Failure {
+	v, ok := c[r.subject]
+	if !ok {
+		return &auth.Failure{Reason: "token has no subject (" + r.subject + ")"}
+	}
+	s, isString := v.(string)
+	switch {
+	case !isString:
+		return &auth.Failure{Reason: "subject (" + r.subject + ") is not a string"}
+	case s == "":
+		return &auth.Failure{Reason: "token has no subject (" + r.subject + ")"}
+	}
+	return nil
+}
+
+// claimProblem names the first registered claim that is missing or of
+// the wrong type, in the order exp, nbf, iat, aud, iss; "" if none is.
+// aud and iss count only when they are checked.
+func (r jwtRules) claimProblem(c jwt.MapClaims) string {
+	for _, n := range []struct{ claim, name string }{{"exp", "expiry"}, {"nbf", "not-before"}, {"iat", "issued-at"}} {
+		v, ok := c[n.claim]
+		if !ok {
+			if n.claim == "exp" {
+				return "token has no expiry (exp)"
+			}
+			continue
+		}
+		switch v := v.(type) {
+		case float64:
+			if v == 0 && n.claim == "exp" {
+				return "token has no expiry (exp)" // golang-jwt reads 0 as absent
+			}
+		case json.Number:
+		default:
+			return n.name + " (" + n.claim + ") is not a number"
+		}
+	}
+	if r.audience != "" {
+		switch v := c["aud"].(type) {
+		case nil:
+			if _, ok := c["aud"]; ok {
+				return "audience (aud) is not a string"
+			}
+			return "token has no audience (aud)"
+		case string:
+			if v == "" {
+				return "token has no audience (aud)"
+			}
+		case []any:
+			if len(v) == 0 {
+				return "token has no audience (aud)"
+			}
+			for _, e := range v {
+				if _, ok := e.(string); !ok {
+					return "audience (aud) is not a string"
+				}
+			}
+		default:
+			return "audience (aud) is not a string"
+		}
+	}
+	if r.issuer != "" {
+		if reason := issuerProblem(c); reason != "" {
+			return reason
+		}
+	}
+	return ""
+}
+
+// issuerProblem names a missing or mistyped iss; "" if it is a non-empty string.
+func issuerProblem(c jwt.MapClaims) string {
+	v, ok := c["iss"]
+	if !ok {
+		return "token has no issuer (iss)"
+	}
+	s, isString := v.(string)
+	switch {
+	case !isString:
+		return "issuer (iss) is not a string"
+	case s == "":
+		return "token has no issuer (iss)"
+	}
+	return ""
+}
+
+// failure turns a golang-jwt error into a Failure with a reason fit for
 // error_description.
-func jwtFailure(err error, t *jwt.Token, allowed []string) *auth.Failure {
+func (r jwtRules) failure(err error, t *jwt.Token) *auth.Failure {
 	var f *auth.Failure
 	if errors.As(err, &f) {
 		return f // from our keyfunc
@@ -196,13 +337,22 @@ func jwtFailure(err error, t *jwt.Token, allowed []string) *auth.Failure {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		reason, foreign = "malformed token", true
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && t != nil && t.Method != nil && !slices.Contains(allowed, t.Method.Alg()):
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && t != nil && t.Method != nil && !slices.Contains(r.algs, t.Method.Alg()):
 		reason = "algorithm " + t.Method.Alg() + " is not accepted"
 		foreign = t.Method.Alg() != "none"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		reason = "bad signature"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		reason = "unverifiable token (unknown or missing algorithm)"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, jwt.ErrInvalidType):
+		// Before expired and friends: a claim of the wrong type makes the
+		// others unreliable, and the error names what is really wrong.
+		reason = "invalid claims"
+		if c, ok := claimsOf(t); ok {
+			if p := r.claimProblem(c); p != "" {
+				reason = p
+			}
+		}
 	case errors.Is(err, jwt.ErrTokenExpired):
 		reason = "token expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
@@ -213,11 +363,17 @@ func jwtFailure(err error, t *jwt.Token, allowed []string) *auth.Failure {
 		reason = "wrong issuer"
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		reason = "wrong audience"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		reason = "token has no expiry (exp)"
 	case errors.Is(err, jwt.ErrTokenInvalidClaims):
 		reason = "invalid claims"
 	}
 	// The library's messages name claims and algorithms, never the token.
 	return &auth.Failure{Reason: reason, Err: err, Foreign: foreign}
+}
+
+func claimsOf(t *jwt.Token) (jwt.MapClaims, bool) {
+	if t == nil {
+		return nil, false
+	}
+	c, ok := t.Claims.(jwt.MapClaims)
+	return c, ok
 }

@@ -84,6 +84,7 @@ type JWKS struct {
 	log      *slog.Logger
 	parser   *jwt.Parser
 	keyFunc  jwt.Keyfunc
+	rules    jwtRules
 
 	keys  atomic.Pointer[keySet]
 	cache tokenCache
@@ -144,6 +145,7 @@ func newJWKS(name string, cfg config.Authenticator, deps Deps) (*JWKS, error) {
 		opts = append(opts, jwt.WithAudience(j.audience))
 	}
 	j.parser = jwt.NewParser(opts...)
+	j.rules = jwtRules{issuer: j.issuer, audience: j.audience, algs: algs, subject: j.claims.Subject}
 	j.keyFunc = j.lookup
 	return j, nil
 }
@@ -209,10 +211,13 @@ func (j *JWKS) Verify(tok string) (*auth.Principal, error) {
 	claims := jwt.MapClaims{}
 	t, err := j.parser.ParseWithClaims(tok, claims, j.keyFunc)
 	if err != nil {
-		f := jwtFailure(err, t, j.algs)
+		f := j.rules.failure(err, t)
 		if t != nil && t.Method != nil && strings.HasPrefix(t.Method.Alg(), "HS") {
 			f.Foreign = true // an hs256 token, or an attack; another authenticator may want it
 		}
+		return nil, f
+	}
+	if f := j.rules.checkSubject(claims); f != nil {
 		return nil, f
 	}
 	p := principalFromClaims(j.name, claims, j.claims)
@@ -223,6 +228,11 @@ func (j *JWKS) Verify(tok string) (*auth.Principal, error) {
 	}
 	return p, nil
 }
+
+// owns reports whether a JWT whose unverified iss is iss is this
+// authenticator's: it names our issuer. Such a token is never sent to a
+// remote authenticator, even when it does not verify.
+func (j *JWKS) owns(_, iss string) bool { return j.issuer != "" && iss == j.issuer }
 
 // Verified-token cache. An RSA or ECDSA verification costs tens of
 // microseconds, more than the rest of a request; a client sends the same
@@ -242,6 +252,7 @@ type tokenCache struct {
 
 type tokenCacheEntry struct {
 	p     *auth.Principal
+	from  time.Time // the earliest time the token is valid (nbf, iat less the leeway)
 	until time.Time
 	gen   any
 }
@@ -251,7 +262,8 @@ func (c *tokenCache) get(tok string, gen any, now time.Time) *auth.Principal {
 	c.mu.RLock()
 	e, ok := c.m[k]
 	c.mu.RUnlock()
-	if !ok || e.gen != gen || !now.Before(e.until) {
+	if !ok || e.gen != gen || !now.Before(e.until) || now.Before(e.from) {
+		// now.Before(e.from): the clock went back past nbf or iat.
 		return nil
 	}
 	// A copy, so a handler changing its Principal cannot change another's.
@@ -273,6 +285,12 @@ func (c *tokenCache) put(tok string, gen any, p *auth.Principal, claims jwt.MapC
 	if !now.Before(until) {
 		return
 	}
+	var from time.Time
+	for _, get := range []func() (*jwt.NumericDate, error){claims.GetNotBefore, claims.GetIssuedAt} {
+		if d, err := get(); err == nil && d != nil && d.Add(-jwtLeeway).After(from) {
+			from = d.Add(-jwtLeeway)
+		}
+	}
 	cp := *p
 	cp.Scopes = slices.Clone(p.Scopes)
 	cp.Claims = maps.Clone(p.Claims)
@@ -292,17 +310,23 @@ func (c *tokenCache) put(tok string, gen any, p *auth.Principal, claims jwt.MapC
 			clear(c.m) // a flood of distinct tokens: start again rather than grow
 		}
 	}
-	c.m[k] = tokenCacheEntry{p: &cp, until: until, gen: gen}
+	c.m[k] = tokenCacheEntry{p: &cp, from: from, until: until, gen: gen}
 }
 
 // lookup is the jwt.Keyfunc: the keys for the token's kid that fit its
 // algorithm, refreshing the set when it is stale or the kid is unknown.
 func (j *JWKS) lookup(t *jwt.Token) (any, error) {
 	alg := t.Method.Alg() // already checked against the allowlist by the parser
+	if f := checkCrit(t); f != nil {
+		return nil, f
+	}
 	if j.issuer != "" {
 		// Checked before any fetch so another issuer's tokens cannot make us
 		// refetch; the parser checks it again after the signature.
 		if c, ok := t.Claims.(jwt.MapClaims); ok {
+			if reason := issuerProblem(c); reason != "" {
+				return nil, &auth.Failure{Reason: reason, Foreign: true}
+			}
 			if iss, _ := c["iss"].(string); iss != j.issuer {
 				return nil, &auth.Failure{Reason: "wrong issuer", Foreign: true}
 			}
@@ -464,11 +488,16 @@ func cacheMaxAge(h string) time.Duration {
 		case "no-store", "no-cache":
 			return 0
 		case "max-age":
-			n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
-			if err != nil || n < 0 {
-				continue
+			n, err := strconv.ParseUint(strings.Trim(v, `"`), 10, 64)
+			switch {
+			case errors.Is(err, strconv.ErrRange) || err == nil && n > uint64(jwksMaxAgeCap/time.Second):
+				// Compared in seconds: n seconds as a Duration would
+				// overflow and turn negative. RFC 9111 1.2.2 reads a value
+				// too large to represent as a very long time.
+				age = jwksMaxAgeCap
+			case err == nil:
+				age = time.Duration(n) * time.Second
 			}
-			age = min(time.Duration(n)*time.Second, jwksMaxAgeCap)
 		}
 	}
 	return age

@@ -187,3 +187,77 @@ func FuzzStripeSignature(f *testing.F) {
 		}
 	})
 }
+
+// TestStripeAppBodyAgreement: the signature covers one user and account;
+// a JSON body that names another, or names one twice or in another case
+// (which Go's case-insensitive decoding would merge), is refused with 400
+// so a handler reading body.user_id never acts for someone else.
+func TestStripeAppBodyAgreement(t *testing.T) {
+	t.Parallel()
+	clock := newTestClock()
+	f := newAuthFixture(t, map[string]config.Authenticator{"stripe": {Type: config.AuthStripeApp, Secrets: []string{stripeTestSecret}}}, clock)
+	srv := f.serve(t, []string{"stripe"}, auth.Rule{})
+	now := clock.Now().Unix()
+	const attacker, acct, victim = "usr_attacker", "acct_attacker", "usr_victim"
+	sig := fmt.Sprintf("t=%d,v1=%s", now, stripeSig(stripeTestSecret, now, authn.StripeAppPayload(attacker, acct)))
+	bodyOnly := map[string]string{"Stripe-Signature": sig, "Content-Type": "application/json"}
+	withHeaders := map[string]string{"Stripe-Signature": sig, "Stripe-User-Id": attacker, "Stripe-Account-Id": acct, "Content-Type": "application/json"}
+	cases := []struct {
+		name   string
+		hdr    map[string]string
+		body   string
+		status int
+	}{
+		{"the reported attack", bodyOnly, `{"user_id":"usr_victim","account_id":"acct_attacker","User_Id":"usr_attacker"}`, 400},
+		{"case variant first", bodyOnly, `{"User_Id":"usr_attacker","user_id":"usr_victim","account_id":"acct_attacker"}`, 400},
+		{"case variant alone", bodyOnly, `{"USER_ID":"usr_attacker","account_id":"acct_attacker"}`, 400},
+		{"account case variant", bodyOnly, `{"user_id":"usr_attacker","account_id":"acct_attacker","Account_ID":"acct_victim"}`, 400},
+		{"unicode fold (long s)", bodyOnly, `{"user_id":"usr_attacker","account_id":"acct_attacker","u` + "\u017f" + `er_id":"usr_victim"}`, 400},
+		{"duplicate user_id", bodyOnly, `{"user_id":"usr_attacker","account_id":"acct_attacker","user_id":"usr_victim"}`, 400},
+		{"duplicate through an escape", bodyOnly, `{"user_id":"usr_attacker","account_id":"acct_attacker","user\u005fid":"usr_victim"}`, 400},
+		{"duplicate account_id", bodyOnly, `{"user_id":"usr_attacker","account_id":"acct_attacker","account_id":"acct_victim"}`, 400},
+		{"headers, body names the victim", withHeaders, `{"user_id":"usr_victim"}`, 400},
+		{"headers, body names another account", withHeaders, `{"account_id":"acct_victim","amount":5}`, 400},
+		{"headers, case variant", withHeaders, `{"User_Id":"usr_victim"}`, 400},
+		{"headers, numeric user_id", withHeaders, `{"user_id":42}`, 400},
+		{"headers, null user_id", withHeaders, `{"user_id":null}`, 400},
+		{"headers, object user_id", withHeaders, `{"user_id":{"id":"usr_attacker"}}`, 400},
+		{"headers, second JSON value", withHeaders, `{"user_id":"usr_attacker"} {"user_id":"usr_victim"}`, 400},
+		{"headers, truncated JSON", withHeaders, `{"user_id":"usr_attacker",`, 400},
+		{"body agrees", bodyOnly, `{"user_id":"usr_attacker","account_id":"acct_attacker","note":{"user_id":"nested is not checked"}}`, 200},
+		{"body agrees, leading space", bodyOnly, " \n\t" + `{"account_id":"acct_attacker","user_id":"usr_attacker"}`, 200},
+		{"headers, body agrees", withHeaders, `{"user_id":"usr_attacker","amount":5}`, 200},
+		{"headers, body without ids", withHeaders, `{"amount":5,"items":[{"user_id":"x"}]}`, 200},
+		{"headers, JSON array body", withHeaders, `[{"user_id":"usr_victim"}]`, 200},
+		{"headers, text body", withHeaders, `hello`, 200},
+	}
+	for i, tc := range cases {
+		hdr := map[string]string{"X-Test-IP": fmt.Sprintf("10.4.0.%d", i)}
+		for k, v := range tc.hdr {
+			hdr[k] = v
+		}
+		res := doReq(t, "POST", srv.URL+"/api/x", hdr, tc.body)
+		if res.status != tc.status {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, res.status, tc.status, res.body)
+			continue
+		}
+		if tc.status != 200 {
+			if res.env.Error != "invalid_request" {
+				t.Errorf("%s: %+v, want invalid_request", tc.name, res.env)
+			}
+			continue
+		}
+		var got struct {
+			Principal auth.Principal
+			Body      string
+		}
+		json.Unmarshal(res.body, &got)
+		if got.Principal.Subject != attacker || got.Principal.Tenant != acct {
+			t.Errorf("%s: principal %+v", tc.name, got.Principal)
+		}
+		if got.Body != tc.body {
+			t.Errorf("%s: handler saw body %q, want %q", tc.name, got.Body, tc.body)
+		}
+	}
+	_ = victim
+}

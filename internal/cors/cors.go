@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,8 +92,42 @@ func New(cfg config.CORS) (func(http.Handler) http.Handler, error) {
 			}
 			next.ServeHTTP(w, r)
 		})
-		return c.Handler(mark)
+		h := c.Handler(mark)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, normalizeRequestHeaders(r))
+		})
 	}, nil
+}
+
+// normalizeRequestHeaders returns r with the Access-Control-Request-Headers
+// of a preflight as one lower-case, sorted, duplicate-free list. rs/cors
+// accepts only that form (the one browsers send), so without this a client
+// that writes "Authorization" would get no CORS headers; header names are
+// case-insensitive (RFC 9110 5.1). Other requests are returned unchanged.
+func normalizeRequestHeaders(r *http.Request) *http.Request {
+	vals, ok := r.Header["Access-Control-Request-Headers"]
+	if !ok || r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return r
+	}
+	var names []string
+	for _, v := range vals {
+		for n := range strings.SplitSeq(v, ",") {
+			if n = strings.ToLower(strings.Trim(n, " \t")); n != "" {
+				names = append(names, n)
+			}
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Header = r.Header.Clone()
+	if len(names) == 0 {
+		delete(r2.Header, "Access-Control-Request-Headers") // only empty elements: asks for nothing
+	} else {
+		r2.Header["Access-Control-Request-Headers"] = []string{strings.Join(names, ",")}
+	}
+	return r2
 }
 
 type credentialedKey struct{}

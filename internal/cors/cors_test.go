@@ -291,3 +291,59 @@ func FuzzOriginAllowed(f *testing.F) {
 		}
 	})
 }
+
+// TestPreflightHeaderNamesCaseInsensitive: header names in
+// Access-Control-Request-Headers are compared case-insensitively, in any
+// order, with any spacing and repeats, as browsers and clients send them.
+func TestPreflightHeaderNamesCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		values  []string // Access-Control-Request-Headers lines
+		allowed bool
+	}{
+		{"capitalised", []string{"Authorization"}, true},
+		{"upper case", []string{"AUTHORIZATION"}, true},
+		{"mixed, unsorted", []string{"X-CSRF-Token, Content-Type, Authorization"}, true},
+		{"spaces and tabs", []string{" authorization ,\tContent-Type "}, true},
+		{"repeated name", []string{"Authorization, authorization"}, true},
+		{"two lines", []string{"Content-Type", "Authorization"}, true},
+		{"empty elements", []string{"authorization,,content-type,"}, true},
+		{"lower case (as browsers send)", []string{"authorization,content-type"}, true},
+		{"one disallowed among allowed", []string{"Authorization, X-Evil"}, false},
+		{"disallowed alone", []string{"X-Evil"}, false},
+		{"lookalike", []string{"Authorizationx"}, false},
+		{"name with inner space", []string{"Author ization"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodOptions, "/api/x", nil)
+			r.Header.Set("Origin", "https://market.example.com")
+			r.Header.Set("Access-Control-Request-Method", "POST")
+			for _, v := range tc.values {
+				r.Header.Add("Access-Control-Request-Headers", v)
+			}
+			rec, ran, _ := serve(t, testConfig(), r)
+			if ran {
+				t.Fatal("a preflight reached the handler")
+			}
+			got := rec.Header().Get("Access-Control-Allow-Origin")
+			if tc.allowed {
+				if got != "https://market.example.com" || rec.Header().Get("Access-Control-Allow-Headers") == "" {
+					t.Fatalf("refused: %v", rec.Header())
+				}
+				for _, h := range strings.Split(rec.Header().Get("Access-Control-Allow-Headers"), ",") {
+					if h != strings.ToLower(strings.TrimSpace(h)) || h == "" {
+						t.Fatalf("Access-Control-Allow-Headers %q", rec.Header().Get("Access-Control-Allow-Headers"))
+					}
+				}
+				return
+			}
+			for k := range rec.Header() {
+				if strings.HasPrefix(k, "Access-Control-Allow") {
+					t.Fatalf("disallowed preflight got %s: %v", k, rec.Header())
+				}
+			}
+		})
+	}
+}

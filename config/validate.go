@@ -31,6 +31,9 @@ const (
 	CORSMaxAgeDefault      = 10 * time.Minute
 	InvalidStatusDefault   = 401
 	HS256TTLDefault        = 15 * time.Minute
+	// HS256SecretMinBytes is the shortest hs256 secret accepted: HMAC-SHA256
+	// wants a key at least as long as its output.
+	HS256SecretMinBytes    = 32
 	SessionTTLDefault      = 12 * time.Hour
 	SessionCookieDefault   = "backlot_session"
 	ToleranceDefault       = 5 * time.Minute
@@ -56,6 +59,14 @@ const (
 	// forward set and no job: "/webhooks/vendor" → "webhook.webhooks-vendor".
 	ForwardJobPrefix = "webhook."
 )
+
+// CORSAllowedMethodsDefault is cors.allowed_methods when unset: GET, POST.
+func CORSAllowedMethodsDefault() []string { return []string{"GET", "POST"} }
+
+// CORSAllowedHeadersDefault is cors.allowed_headers when unset.
+func CORSAllowedHeadersDefault() []string {
+	return []string{"Authorization", "Content-Type", "X-CSRF-Token"}
+}
 
 // Prepare fills defaults and validates, for a Config built in code; Load
 // already does both. Like Load, it refuses the keys this version does not
@@ -100,10 +111,10 @@ func (c *Config) withDefaults() {
 		c.Store.URL = StoreURLDefault
 	}
 	if c.CORS.AllowedMethods == nil {
-		c.CORS.AllowedMethods = []string{"GET", "POST"}
+		c.CORS.AllowedMethods = CORSAllowedMethodsDefault()
 	}
 	if c.CORS.AllowedHeaders == nil {
-		c.CORS.AllowedHeaders = []string{"Authorization", "Content-Type", "X-CSRF-Token"}
+		c.CORS.AllowedHeaders = CORSAllowedHeadersDefault()
 	}
 	if c.CORS.MaxAge == 0 {
 		c.CORS.MaxAge = Duration(CORSMaxAgeDefault)
@@ -190,7 +201,7 @@ func (c *Config) withDefaults() {
 			setDefault(&w.Verify.Algorithm, "sha256")
 		}
 		if w.Dedupe == "" {
-			w.Dedupe = defaultDedupe(w.Verify.Scheme)
+			w.Dedupe = DedupeDefault(w.Verify.Scheme)
 		}
 		setDefault(&w.Queue, QueueDefault)
 		if w.MaxBodyBytes == 0 {
@@ -241,21 +252,6 @@ func setDefault(p *string, v string) {
 	if *p == "" {
 		*p = v
 	}
-}
-
-// defaultDedupe is the dedupe key each scheme's senders provide.
-func defaultDedupe(scheme string) string {
-	switch scheme {
-	case SchemeStandard:
-		return "header:webhook-id"
-	case SchemeGitHub:
-		return "header:X-GitHub-Delivery"
-	case SchemeShopify:
-		return "header:X-Shopify-Webhook-Id"
-	case SchemeStripe:
-		return "json:id"
-	}
-	return "none"
 }
 
 // pathSlug turns "/webhooks/vendor" into "webhooks-vendor".
@@ -663,8 +659,8 @@ func (v *validator) authenticators() {
 		case AuthHS256:
 			if a.Secret == "" {
 				v.add(p+".secret", "is required")
-			} else if len(a.Secret) < 32 {
-				v.add(p+".secret", "must be at least 32 bytes (got %d)", len(a.Secret))
+			} else if len(a.Secret) < HS256SecretMinBytes {
+				v.add(p+".secret", "must be at least %d bytes (got %d)", HS256SecretMinBytes, len(a.Secret))
 			}
 			v.nonNegative(p+".ttl", a.TTL)
 		case AuthJWKS:
@@ -1089,8 +1085,8 @@ func (v *validator) webhooks() {
 				v.add(fmt.Sprintf("%s.allow_ips[%d]", p, k), "want a CIDR or an IP address, got %q", clip(ip))
 			}
 		}
-		if msg := checkDedupe(w.Dedupe); msg != "" {
-			v.add(p+".dedupe", "%s", msg)
+		if _, err := ParseDedupe(w.Dedupe); err != nil {
+			v.add(p+".dedupe", "%s", err)
 		}
 		if w.Job == "" && w.Forward == nil {
 			v.add(p+".job", "is required (the job kind a Go worker handles), unless forward is set")
@@ -1111,21 +1107,6 @@ func (v *validator) webhooks() {
 			v.nonNegative(p+".forward.timeout", f.Timeout)
 		}
 	}
-}
-
-// checkDedupe accepts none, body, header:<name> and json:<path>.
-func checkDedupe(d string) string {
-	if d == "" || d == "none" || d == "body" {
-		return ""
-	}
-	kind, arg, _ := strings.Cut(d, ":")
-	switch {
-	case kind == "header" && isToken(arg):
-		return ""
-	case kind == "json" && arg != "" && !strings.ContainsAny(arg, " \t"):
-		return ""
-	}
-	return fmt.Sprintf("want none, header:<name>, json:<path> or body, got %q", clip(d))
 }
 
 // queueExists checks a job's queue is served; "" means the default queue.

@@ -88,8 +88,8 @@ const (
 
 // Failure rate limit per client IP: a burst, then a steady rate.
 const (
-	DefaultFailureBurst = 20
-	DefaultFailureRate  = rate.Limit(2)
+	FailureBurstDefault = 20
+	FailureRateDefault  = rate.Limit(2)
 	maxLimitedClients   = 10000
 )
 
@@ -136,7 +136,7 @@ func NewSet(ctx context.Context, cfgs map[string]config.Authenticator, marketpla
 			Name: "backlot_auth_decisions_total",
 			Help: "Authentication decisions by authenticator and outcome (ok, missing, invalid, forbidden, limited, error).",
 		}, []string{"authenticator", "outcome"})),
-		limiter: ratelimit.NewFailures(DefaultFailureRate, DefaultFailureBurst, maxLimitedClients),
+		limiter: ratelimit.NewFailures(FailureRateDefault, FailureBurstDefault, maxLimitedClients),
 	}
 	names := make([]string, 0, len(cfgs))
 	for n := range cfgs {
@@ -260,7 +260,7 @@ func (s *Set) Names() []string {
 }
 
 // SetFailureLimit changes the per-client-IP limit on authentication
-// failures (default DefaultFailureBurst, then DefaultFailureRate per
+// failures (default FailureBurstDefault, then FailureRateDefault per
 // second). Call it before serving; it is not synchronised with requests.
 func (s *Set) SetFailureLimit(r rate.Limit, burst int) {
 	s.limiter = ratelimit.NewFailures(r, burst, maxLimitedClients)

@@ -352,7 +352,7 @@ func TestFailureRateLimit(t *testing.T) {
 	srv := f.serve(t, []string{"users"}, auth.Rule{})
 	good := mintHS(t, f, "users", "u1", "", nil)
 	ip := map[string]string{"X-Test-IP": "192.0.2.7", "Authorization": "Bearer bad.to.ken"}
-	for i := 0; i < authn.DefaultFailureBurst; i++ {
+	for i := 0; i < authn.FailureBurstDefault; i++ {
 		if res := doReq(t, "GET", srv.URL+"/api/x", ip, ""); res.status != 401 {
 			t.Fatalf("failure %d: status %d", i, res.status)
 		}

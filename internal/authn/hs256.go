@@ -22,10 +22,6 @@ import (
 // JWT checks common to hs256 and jwks.
 const (
 	jwtLeeway = 30 * time.Second
-	// MinHS256SecretBytes is the shortest accepted hs256 secret.
-	MinHS256SecretBytes = 32
-	// DefaultMintTTL is the lifetime of minted tokens when ttl is not set.
-	DefaultMintTTL = 15 * time.Minute
 )
 
 // HS256 verifies (and mints) backlot-issued tokens signed with a shared
@@ -48,15 +44,15 @@ var _ auth.Authenticator = (*HS256)(nil)
 
 func newHS256(name string, cfg config.Authenticator, deps Deps) (*HS256, error) {
 	deps = deps.withDefaults()
-	if len(cfg.Secret) < MinHS256SecretBytes {
-		return nil, fmt.Errorf("secret must be at least %d bytes, got %d", MinHS256SecretBytes, len(cfg.Secret))
+	if len(cfg.Secret) < config.HS256SecretMinBytes {
+		return nil, fmt.Errorf("secret must be at least %d bytes, got %d", config.HS256SecretMinBytes, len(cfg.Secret))
 	}
 	a := &HS256{
 		name: name, secret: []byte(cfg.Secret), issuer: cfg.Issuer, audience: cfg.Audience,
 		ttl: cfg.TTL.D(), claims: claimsWithDefaults(cfg.Claims), now: deps.Now,
 	}
 	if a.ttl <= 0 {
-		a.ttl = DefaultMintTTL
+		a.ttl = config.HS256TTLDefault
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),

@@ -109,10 +109,10 @@ func TestHS256MintAndClaims(t *testing.T) {
 	if p.Subject != "u1" || p.Tenant != "t1" || !p.HasScope("orders:write") || len(p.Scopes) != 2 || p.Authenticator != "users" {
 		t.Fatalf("principal %+v", p)
 	}
-	if exp, _ := p.Claims["exp"].(float64); int64(exp) != clock.Now().Add(authn.DefaultMintTTL).Unix() {
+	if exp, _ := p.Claims["exp"].(float64); int64(exp) != clock.Now().Add(config.HS256TTLDefault).Unix() {
 		t.Fatalf("exp %v, want now+15m", p.Claims["exp"])
 	}
-	clock.Advance(authn.DefaultMintTTL + 31*time.Second)
+	clock.Advance(config.HS256TTLDefault + 31*time.Second)
 	if _, err := a.Verify(tok); err == nil || !strings.Contains(err.Error(), "token expired") {
 		t.Fatalf("after ttl: %v", err)
 	}

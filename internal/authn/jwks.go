@@ -45,9 +45,9 @@ import (
 
 // JWKS cache policy (SPEC 5.2).
 const (
-	// DefaultJWKSMaxAge is how long keys are fresh when the JWKS response
+	// JWKSMaxAgeDefault is how long keys are fresh when the JWKS response
 	// has no Cache-Control max-age.
-	DefaultJWKSMaxAge = 5 * time.Minute
+	JWKSMaxAgeDefault = 5 * time.Minute
 	// JWKSMinRefetch is the least time between two fetches (an unknown kid
 	// refetches at once, but no more often than this).
 	JWKSMinRefetch = 10 * time.Second
@@ -476,12 +476,12 @@ func (j *JWKS) fetch(ctx context.Context, now time.Time) (*keySet, error) {
 
 // cacheMaxAge reads max-age from a Cache-Control header: no-store and
 // no-cache mean 0 (refetch when next needed, subject to JWKSMinRefetch);
-// absent means DefaultJWKSMaxAge.
+// absent means JWKSMaxAgeDefault.
 func cacheMaxAge(h string) time.Duration {
 	if h == "" {
-		return DefaultJWKSMaxAge
+		return JWKSMaxAgeDefault
 	}
-	age := DefaultJWKSMaxAge
+	age := JWKSMaxAgeDefault
 	for d := range strings.SplitSeq(h, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(d), "=")
 		switch strings.ToLower(k) {

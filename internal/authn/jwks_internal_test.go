@@ -12,8 +12,8 @@ func TestCacheMaxAge(t *testing.T) {
 		h    string
 		want time.Duration
 	}{
-		{"", DefaultJWKSMaxAge},
-		{"public", DefaultJWKSMaxAge},
+		{"", JWKSMaxAgeDefault},
+		{"public", JWKSMaxAgeDefault},
 		{"max-age=60", time.Minute},
 		{"public, max-age=60", time.Minute},
 		{"MAX-AGE=60", time.Minute},
@@ -21,14 +21,14 @@ func TestCacheMaxAge(t *testing.T) {
 		{"max-age=0", 0},
 		{"no-store", 0},
 		{"max-age=60, no-cache", 0},
-		{"max-age=-5", DefaultJWKSMaxAge},
-		{"max-age=abc", DefaultJWKSMaxAge},
-		{"max-age=", DefaultJWKSMaxAge},
+		{"max-age=-5", JWKSMaxAgeDefault},
+		{"max-age=abc", JWKSMaxAgeDefault},
+		{"max-age=", JWKSMaxAgeDefault},
 		{"max-age=172800", jwksMaxAgeCap},
 		{"max-age=9223372037", jwksMaxAgeCap},              // overflows a Duration in nanoseconds
 		{"max-age=9223372036854775807", jwksMaxAgeCap},     // the largest int64
 		{"max-age=99999999999999999999999", jwksMaxAgeCap}, // beyond int64
-		{"s-maxage=60", DefaultJWKSMaxAge},
+		{"s-maxage=60", JWKSMaxAgeDefault},
 	}
 	for _, tc := range cases {
 		if got := cacheMaxAge(tc.h); got != tc.want {
@@ -54,7 +54,7 @@ func FuzzCacheMaxAge(f *testing.F) {
 			t.Fatalf("cacheMaxAge(%q) = %v, not whole seconds", h, d)
 		}
 		low := strings.ToLower(h)
-		if !strings.Contains(low, "max-age") && !strings.Contains(low, "no-store") && !strings.Contains(low, "no-cache") && d != DefaultJWKSMaxAge {
+		if !strings.Contains(low, "max-age") && !strings.Contains(low, "no-store") && !strings.Contains(low, "no-cache") && d != JWKSMaxAgeDefault {
 			t.Fatalf("cacheMaxAge(%q) = %v without a freshness directive, want the default", h, d)
 		}
 	})

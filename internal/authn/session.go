@@ -20,10 +20,8 @@ import (
 	"github.com/backlothq/backlot/internal/store"
 )
 
-// Session defaults.
+// Session internals.
 const (
-	DefaultSessionCookie = "backlot_session"
-	DefaultSessionTTL    = 12 * time.Hour
 	// sessionIDBytes is the entropy of a session id (the cookie value).
 	sessionIDBytes = 32
 	// sessionSweepEvery is how often a login also deletes expired sessions.
@@ -78,7 +76,7 @@ func newSession(name string, cfg config.Authenticator, set *Set, deps Deps) (aut
 		cop:   http.NewCrossOriginProtection(),
 	}
 	if a.ttl == 0 {
-		a.ttl = DefaultSessionTTL
+		a.ttl = config.SessionTTLDefault
 	}
 	if a.ttl < 0 {
 		return nil, fmt.Errorf("ttl: must be positive, got %s", a.ttl)
@@ -95,7 +93,7 @@ func newSession(name string, cfg config.Authenticator, set *Set, deps Deps) (aut
 func sessionCookie(cc config.SessionCookie) (http.Cookie, error) {
 	c := http.Cookie{Name: cc.Name, Path: cc.Path, Domain: cc.Domain, Secure: true, HttpOnly: true}
 	if c.Name == "" {
-		c.Name = DefaultSessionCookie
+		c.Name = config.SessionCookieDefault
 	}
 	if !validCookieName(c.Name) {
 		return c, fmt.Errorf("cookie.name: %q is not a valid cookie name", c.Name)

@@ -225,7 +225,7 @@ func TestSessionLogin(t *testing.T) {
 				if body.CSRFToken == "" || body.Principal.Subject != "alice" || body.Principal.Authenticator != "staff" {
 					t.Errorf("body = %s", r.body)
 				}
-				if want := f.clock.Now().Add(authn.DefaultSessionTTL); !body.ExpiresAt.Equal(want) {
+				if want := f.clock.Now().Add(config.SessionTTLDefault); !body.ExpiresAt.Equal(want) {
 					t.Errorf("expires_at = %v, want %v", body.ExpiresAt, want)
 				}
 				if strings.Contains(string(r.body), c.Value) {

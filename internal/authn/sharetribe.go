@@ -31,8 +31,6 @@ const (
 	// without asking the marketplace again (shorter if the token expires
 	// sooner).
 	SharetribeCacheTTL = 60 * time.Second
-	// DefaultSharetribeAPIURL is the Marketplace API's base URL.
-	DefaultSharetribeAPIURL = "https://flex-api.sharetribe.com"
 
 	sharetribeCacheMax  = 10000
 	sharetribeTimeout   = 5 * time.Second
@@ -89,7 +87,7 @@ func newSharetribe(name string, cfg config.Authenticator, mkt config.Marketplace
 	}
 	base := mkt.APIURL
 	if base == "" {
-		base = DefaultSharetribeAPIURL
+		base = config.SharetribeAPIDefault
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -19,7 +19,6 @@ import (
 
 // Stripe App signature defaults.
 const (
-	DefaultStripeTolerance = 5 * time.Minute
 	// stripeMaxBody bounds how much body is read to find user_id and
 	// account_id when the server has not already limited it.
 	stripeMaxBody = 1 << 20
@@ -44,7 +43,7 @@ func newStripeApp(name string, cfg config.Authenticator, deps Deps) (*StripeApp,
 	}
 	a := &StripeApp{name: name, tolerance: cfg.Tolerance.D(), now: deps.Now}
 	if a.tolerance <= 0 {
-		a.tolerance = DefaultStripeTolerance
+		a.tolerance = config.ToleranceDefault
 	}
 	for i, s := range cfg.Secrets {
 		if s == "" {

@@ -20,18 +20,6 @@ import (
 	"github.com/backlothq/backlot/config"
 )
 
-// Defaults for an unset config field.
-const (
-	DefaultMaxAge = 10 * time.Minute
-)
-
-// DefaultAllowedMethods and DefaultAllowedHeaders apply when the config
-// lists none.
-var (
-	DefaultAllowedMethods = []string{http.MethodGet, http.MethodPost}
-	DefaultAllowedHeaders = []string{"Authorization", "Content-Type", "X-CSRF-Token"}
-)
-
 // New returns the CORS middleware for cfg, or an error naming the first
 // origin that is neither exact nor a "scheme://*.domain" wildcard.
 //
@@ -45,7 +33,7 @@ func New(cfg config.CORS) (func(http.Handler) http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	methods := DefaultAllowedMethods
+	methods := config.CORSAllowedMethodsDefault()
 	if len(cfg.AllowedMethods) > 0 {
 		methods = make([]string, 0, len(cfg.AllowedMethods))
 		for _, v := range cfg.AllowedMethods {
@@ -56,7 +44,7 @@ func New(cfg config.CORS) (func(http.Handler) http.Handler, error) {
 			methods = append(methods, v)
 		}
 	}
-	headers := DefaultAllowedHeaders
+	headers := config.CORSAllowedHeadersDefault()
 	if len(cfg.AllowedHeaders) > 0 {
 		headers = make([]string, 0, len(cfg.AllowedHeaders))
 		for _, v := range cfg.AllowedHeaders {
@@ -69,7 +57,7 @@ func New(cfg config.CORS) (func(http.Handler) http.Handler, error) {
 	}
 	maxAge := cfg.MaxAge.D()
 	if maxAge == 0 {
-		maxAge = DefaultMaxAge
+		maxAge = config.CORSMaxAgeDefault
 	}
 	secs := int(maxAge / time.Second)
 	if secs <= 0 {

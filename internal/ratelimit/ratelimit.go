@@ -13,8 +13,8 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// DefaultMaxClients bounds how many client addresses a Failures tracks.
-const DefaultMaxClients = 10000
+// MaxClientsDefault bounds how many client addresses a Failures tracks.
+const MaxClientsDefault = 10000
 
 // Failures limits failures per client key (an IP address). Only clients
 // that failed are tracked, so a flood of successes costs no memory. It is
@@ -28,10 +28,10 @@ type Failures struct {
 }
 
 // NewFailures allows burst failures at once, refilled at r per second,
-// tracking at most maxClients keys (DefaultMaxClients when <= 0).
+// tracking at most maxClients keys (MaxClientsDefault when <= 0).
 func NewFailures(r rate.Limit, burst, maxClients int) *Failures {
 	if maxClients <= 0 {
-		maxClients = DefaultMaxClients
+		maxClients = MaxClientsDefault
 	}
 	return &Failures{r: r, burst: burst, maxClients: maxClients, clients: map[string]*rate.Limiter{}}
 }

@@ -4,9 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"unicode/utf8"
 
@@ -26,46 +24,17 @@ type deduper struct {
 	body   bool     // hex SHA-256 of the raw body
 }
 
-// defaultDedupe is the dedupe rule of each scheme when none is configured.
-func defaultDedupe(scheme string) string {
-	switch strings.ToLower(scheme) {
-	case config.SchemeStandard:
-		return "header:webhook-id"
-	case config.SchemeGitHub:
-		return "header:X-GitHub-Delivery"
-	case config.SchemeShopify:
-		return "header:X-Shopify-Webhook-Id"
-	case config.SchemeStripe:
-		return "json:id"
-	default:
-		return "none"
+// newDeduper builds the extractor of a parsed rule.
+func newDeduper(d config.Dedupe) deduper {
+	switch d.Kind {
+	case config.DedupeHeader:
+		return deduper{header: d.Header}
+	case config.DedupeJSON:
+		return deduper{path: d.Path}
+	case config.DedupeBody:
+		return deduper{body: true}
 	}
-}
-
-func parseDedupe(spec string) (deduper, error) {
-	switch {
-	case spec == "none":
-		return deduper{}, nil
-	case spec == "body":
-		return deduper{body: true}, nil
-	case strings.HasPrefix(spec, "header:"):
-		name := strings.TrimSpace(strings.TrimPrefix(spec, "header:"))
-		if name == "" {
-			return deduper{}, fmt.Errorf("dedupe %q: header name is empty", spec)
-		}
-		return deduper{header: textproto.CanonicalMIMEHeaderKey(name)}, nil
-	case strings.HasPrefix(spec, "json:"):
-		p := strings.TrimSpace(strings.TrimPrefix(spec, "json:"))
-		parts := strings.Split(p, ".")
-		for _, s := range parts {
-			if s == "" {
-				return deduper{}, fmt.Errorf("dedupe %q: empty segment in JSON path", spec)
-			}
-		}
-		return deduper{path: parts}, nil
-	default:
-		return deduper{}, fmt.Errorf("dedupe %q: want header:<name>, json:<dot.path>, body or none", spec)
-	}
+	return deduper{}
 }
 
 // value returns the dedupe value of a delivery, or "" when the rule is

@@ -17,10 +17,6 @@ import (
 	"github.com/backlothq/backlot/internal/stripesig"
 )
 
-// DefaultTolerance is how far a signed timestamp may be from now, either
-// way, for the standard and stripe schemes.
-const DefaultTolerance = 5 * time.Minute
-
 // maxMACSize is the largest MAC any scheme produces (SHA-512).
 const maxMACSize = 64
 
@@ -52,7 +48,7 @@ type verifier interface {
 func newVerifier(v config.Verify, allowIPs int) (verifier, error) {
 	tol := v.Tolerance.D()
 	if tol <= 0 {
-		tol = DefaultTolerance
+		tol = config.ToleranceDefault
 	}
 	scheme := strings.ToLower(v.Scheme)
 	if scheme != config.SchemeNone && len(v.Secrets) == 0 {

@@ -34,10 +34,6 @@ import (
 	"github.com/backlothq/backlot/jobs"
 )
 
-// DefaultMaxBodyBytes is the body limit when neither the endpoint nor the
-// server sets one.
-const DefaultMaxBodyBytes = 1 << 20
-
 // KeyPrefix starts every dedupe key the ingest passes to the job engine:
 // "webhook:<path>:<value>", so two endpoints never share a key space.
 const KeyPrefix = "webhook:"
@@ -67,7 +63,7 @@ type Deps struct {
 	// Now is the clock for signature timestamps. Default time.Now.
 	Now func() time.Time
 	// MaxBodyBytes is the server's body limit, used when an endpoint sets
-	// none. Default DefaultMaxBodyBytes.
+	// none. Default config.MaxBodyBytesDefault.
 	MaxBodyBytes int64
 }
 
@@ -190,7 +186,7 @@ func New(cfgs []config.Webhook, deps Deps) (*Set, error) {
 		deps.Now = time.Now
 	}
 	if deps.MaxBodyBytes <= 0 {
-		deps.MaxBodyBytes = DefaultMaxBodyBytes
+		deps.MaxBodyBytes = config.MaxBodyBytesDefault
 	}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "backlot_webhook_verifications_total",
@@ -248,11 +244,13 @@ func (s *Set) newEndpoint(c config.Webhook, vec *prometheus.CounterVec) (*Endpoi
 	e.verifier = v
 	spec := c.Dedupe
 	if spec == "" {
-		spec = defaultDedupe(c.Verify.Scheme)
+		spec = config.DedupeDefault(c.Verify.Scheme)
 	}
-	if e.dedupe, err = parseDedupe(spec); err != nil {
-		return nil, err
+	d, err := config.ParseDedupe(spec)
+	if err != nil {
+		return nil, fmt.Errorf("dedupe: %w", err)
 	}
+	e.dedupe = newDeduper(d)
 	for o := range numOutcomes {
 		e.counters[o] = vec.WithLabelValues(c.Path, outcomeNames[o])
 	}

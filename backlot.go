@@ -165,7 +165,6 @@ func (a *App) build(ctx context.Context) error {
 	a.jobs = &Jobs{engine: a.engine}
 	a.webhooks, err = webhook.New(cfg.Webhooks, webhook.Deps{
 		Enqueuer:     a.engine,
-		Proxies:      proxies,
 		Logger:       a.log,
 		Metrics:      a.reg,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,

@@ -668,11 +668,10 @@ func bearer(r *http.Request) (token string, ok bool) {
 	return strings.TrimSpace(h[7:]), true
 }
 
+// clientIP is httpapi.ClientIP as the failure limiter's key; "" when
+// unknown.
 func clientIP(r *http.Request) string {
-	if st := httpapi.StateFrom(r.Context()); st != nil && st.ClientIP != "" {
-		return st.ClientIP
-	}
-	if a := httpapi.PeerAddr(r); a.IsValid() {
+	if a := httpapi.ClientIP(r); a.IsValid() {
 		return a.String()
 	}
 	return ""

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -117,9 +118,9 @@ func (f *authFixture) serve(t testing.TB, names []string, rule auth.Rule) *httpt
 	})))
 	// Stand-in for the server's outer middleware: request state with an id.
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := &httpapi.State{ID: "req-" + r.Header.Get("X-Test-Id"), ClientIP: r.Header.Get("X-Test-IP")}
-		if st.ClientIP == "" {
-			st.ClientIP = httpapi.PeerAddr(r).String()
+		st := &httpapi.State{ID: "req-" + r.Header.Get("X-Test-Id")}
+		if ip := r.Header.Get("X-Test-IP"); ip != "" {
+			st.ClientIP = netip.MustParseAddr(ip)
 		}
 		mux.ServeHTTP(w, r.WithContext(httpapi.WithState(r.Context(), st)))
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
 	"github.com/backlothq/backlot/internal/authn"
@@ -132,7 +133,7 @@ func BenchmarkWhoami(b *testing.B) {
 	tok := signJWT(b, jwt.SigningMethodRS256, "rs1", k.rsa1, extClaims(clock, nil))
 	r := httptest.NewRequest("GET", "/auth/whoami", nil)
 	r.Header.Set("Authorization", "Bearer "+tok)
-	r = r.WithContext(httpapi.WithState(r.Context(), &httpapi.State{ID: "bench", ClientIP: "127.0.0.1"}))
+	r = r.WithContext(httpapi.WithState(r.Context(), &httpapi.State{ID: "bench", ClientIP: netip.MustParseAddr("127.0.0.1")}))
 	w := httptest.NewRecorder()
 	f.set.HandleWhoami(w, r)
 	if w.Code != 200 {
@@ -159,7 +160,7 @@ func BenchmarkRequire(b *testing.B) {
 	tok := signJWT(b, jwt.SigningMethodRS256, "rs1", k.rsa1, extClaims(clock, nil))
 	r := httptest.NewRequest("GET", "/api/x", nil)
 	r.Header.Set("Authorization", "Bearer "+tok)
-	r = r.WithContext(httpapi.WithState(r.Context(), &httpapi.State{ID: "bench", ClientIP: "127.0.0.1"}))
+	r = r.WithContext(httpapi.WithState(r.Context(), &httpapi.State{ID: "bench", ClientIP: netip.MustParseAddr("127.0.0.1")}))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestHS256(t *testing.T) {
 	}
 	for i, c := range cases {
 		hdr := bearerHdr(c.tok)
-		hdr["X-Test-IP"] = "10.1.0." + string(rune('a'+i)) // distinct clients; not an IP, just a key
+		hdr["X-Test-IP"] = fmt.Sprintf("10.1.0.%d", i+1) // distinct clients
 		res := doReq(t, "GET", srv.URL+"/api/x", hdr, "")
 		if res.status != c.status {
 			t.Errorf("%s: status %d, want %d: %s", c.name, res.status, c.status, res.body)

@@ -207,7 +207,7 @@ func TestJWKSVerify(t *testing.T) {
 	}
 	for i, tc := range cases {
 		hdr := bearerHdr(tc.tok)
-		hdr["X-Test-IP"] = "10.2.0." + string(rune('a'+i))
+		hdr["X-Test-IP"] = fmt.Sprintf("10.2.0.%d", i+1)
 		res := doReq(t, "GET", srv.URL+"/api/x", hdr, "")
 		if res.status != tc.status {
 			t.Errorf("%s: status %d, want %d: %s", tc.name, res.status, tc.status, res.body)

@@ -97,3 +97,14 @@ func PeerAddr(r *http.Request) netip.Addr {
 	}
 	return a.Unmap()
 }
+
+// ClientIP is the client address of r: the one the server middleware
+// resolved (Proxies.ClientIP, honouring trusted_proxies) when r went
+// through it, else the TCP peer. This is the one rule every part of
+// backlot uses (logs, failure limits, allow_ips). Invalid when unknown.
+func ClientIP(r *http.Request) netip.Addr {
+	if st := StateFrom(r.Context()); st != nil && st.ClientIP.IsValid() {
+		return st.ClientIP
+	}
+	return PeerAddr(r)
+}

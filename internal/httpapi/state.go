@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -23,7 +24,9 @@ type State struct {
 	ErrCode string // machine code of the error answered, if any
 	// ErrDetail is the cause of a server error, for the log line only.
 	ErrDetail string
-	ClientIP  string // client address after trusted-proxy resolution
+	// ClientIP is the client address after trusted-proxy resolution, set
+	// once by the server middleware; read it with ClientIP(r).
+	ClientIP netip.Addr
 }
 
 // RequestID is nil-safe.

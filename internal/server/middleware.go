@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -98,7 +99,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		} else {
 			st.ID = httpapi.NewRequestID()
 		}
-		st.ClientIP = s.cfg.Proxies.ClientIP(r).String()
+		st.ClientIP = s.cfg.Proxies.ClientIP(r)
 		w.Header().Set("X-Request-Id", st.ID)
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(httpapi.WithState(r.Context(), st))
@@ -147,7 +148,7 @@ func (s *Server) finish(r *http.Request, st *httpapi.State, sw *statusWriter, st
 		slog.Int("status", sw.status),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.Int64("bytes", sw.bytes),
-		slog.String("client_ip", st.ClientIP),
+		slog.String("client_ip", addrString(st.ClientIP)),
 	)
 	if st.Subject != "" {
 		attrs = append(attrs, slog.String("subject", st.Subject), slog.String("authenticator", st.Auth))
@@ -210,4 +211,12 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		r.Body = b
 		next.ServeHTTP(w, r)
 	})
+}
+
+// addrString is a's text, or "" when invalid.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

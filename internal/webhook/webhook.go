@@ -53,9 +53,6 @@ type Enqueuer interface {
 type Deps struct {
 	// Enqueuer receives the jobs. Required.
 	Enqueuer Enqueuer
-	// Proxies resolves the client address when the server middleware has
-	// not already (httpapi.State.ClientIP). Nil trusts no proxy.
-	Proxies *httpapi.Proxies
 	// Logger. Default: discard.
 	Logger *slog.Logger
 	// Metrics receives backlot_webhook_verifications_total. Nil: not registered.
@@ -420,18 +417,10 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-// clientIP is the delivery's source address: the one the server
-// middleware resolved, else the peer (or, behind a trusted proxy, the
-// X-Forwarded-For hop) resolved here. Invalid when unknown.
+// clientIP is the delivery's source address (httpapi.ClientIP), with an
+// IPv4-mapped IPv6 address compared as IPv4 against allow_ips.
 func (e *Endpoint) clientIP(r *http.Request) netip.Addr {
-	if st := httpapi.StateFrom(r.Context()); st != nil && st.ClientIP != "" {
-		a, err := netip.ParseAddr(st.ClientIP)
-		if err != nil {
-			return netip.Addr{}
-		}
-		return a.Unmap()
-	}
-	return e.set.deps.Proxies.ClientIP(r)
+	return httpapi.ClientIP(r).Unmap()
 }
 
 // allowed reports whether ip is in allow_ips.

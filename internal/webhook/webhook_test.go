@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,10 +81,11 @@ func (e *recordingEnqueuer) jobs() []enqueued {
 }
 
 type bundle struct {
-	set *Set
-	mux *http.ServeMux
-	enq *recordingEnqueuer
-	reg *prometheus.Registry
+	set     *Set
+	mux     *http.ServeMux
+	enq     *recordingEnqueuer
+	reg     *prometheus.Registry
+	proxies *httpapi.Proxies
 }
 
 func fixedClock() time.Time { return time.Unix(vecTS, 0) }
@@ -95,7 +97,8 @@ func setup(t *testing.T, cfgs ...config.Webhook) *bundle {
 		t.Fatal(err)
 	}
 	b := &bundle{enq: &recordingEnqueuer{}, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
-	b.set, err = New(cfgs, Deps{Enqueuer: b.enq, Proxies: proxies, Metrics: b.reg, Now: fixedClock, MaxBodyBytes: 1024})
+	b.proxies = proxies
+	b.set, err = New(cfgs, Deps{Enqueuer: b.enq, Metrics: b.reg, Now: fixedClock, MaxBodyBytes: 1024})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -127,7 +130,12 @@ func (b *bundle) send(t *testing.T, d delivery) *httptest.ResponseRecorder {
 	if d.peer != "" {
 		r.RemoteAddr = d.peer
 	}
-	st := &httpapi.State{ID: "req-1", ClientIP: d.stateIP}
+	// As the server middleware does: resolve the client once, honouring
+	// the trusted proxies, unless the case sets the result itself.
+	st := &httpapi.State{ID: "req-1", ClientIP: b.proxies.ClientIP(r)}
+	if d.stateIP != "" {
+		st.ClientIP = netip.MustParseAddr(d.stateIP)
+	}
 	r = r.WithContext(httpapi.WithState(r.Context(), st))
 	w := httptest.NewRecorder()
 	b.mux.ServeHTTP(w, r)

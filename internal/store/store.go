@@ -57,6 +57,8 @@ type Store interface {
 	SessionStore
 	JobStore
 	LeaderStore
+	RateLimitStore
+	EventCheckpointStore
 }
 
 // Options tune Open for either backend.

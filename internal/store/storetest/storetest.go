@@ -19,4 +19,5 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	runSessions(t, open)
 	runJobs(t, open)
 	runTx(t, open)
+	runMarketplace(t, open)
 }

@@ -104,11 +104,11 @@ type Poller struct {
 	log  *slog.Logger
 	lag  prometheus.Gauge
 
-	mu       sync.Mutex
-	cancel   context.CancelFunc
-	done     chan struct{}
-	leading  bool
-	alarmed  bool
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
+	leading bool
+	alarmed bool
 }
 
 // New returns a Poller for cfg.

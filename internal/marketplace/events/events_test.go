@@ -71,7 +71,6 @@ func newClient(t *testing.T, url string, mod func(*sharetribe.Config)) *sharetri
 	return c
 }
 
-
 type logBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer

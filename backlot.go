@@ -29,6 +29,7 @@ import (
 	"github.com/backlothq/backlot/internal/cors"
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/marketplace/events"
 	"github.com/backlothq/backlot/internal/server"
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/open"
@@ -51,6 +52,8 @@ type App struct {
 	mux      *http.ServeMux
 	server   *server.Server
 	jobs     *Jobs
+	markets  map[string]*Marketplace
+	pollers  []*events.Poller
 
 	closeOnce sync.Once
 }
@@ -142,6 +145,9 @@ func (a *App) build(ctx context.Context) error {
 		return fmt.Errorf("job engine: %w", err)
 	}
 	a.jobs = &Jobs{engine: a.engine}
+	if err := a.buildMarketplaces(); err != nil {
+		return err
+	}
 	a.webhooks, err = webhook.New(cfg.Webhooks, webhook.Deps{
 		Enqueuer:     a.engine,
 		Proxies:      proxies,
@@ -261,6 +267,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return fmt.Errorf("start job engine: %w", err)
 	}
+	if err := a.startPollers(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start marketplace event pollers: %w", err)
+	}
 	a.log.Info("backlot serving", "addr", ln.Addr().String(), "store", a.store.Backend(), "tls", a.cfg.Server.TLS.Enabled())
 	serveErr := a.server.Serve(ctx, ln)
 
@@ -270,6 +280,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	a.stopPollers(sctx)
 	if err := a.engine.Stop(sctx); err != nil {
 		a.log.Warn("stopping job engine", "error", err.Error())
 	}

@@ -292,4 +292,3 @@ func (a *App) stopPollers(ctx context.Context) {
 		}
 	}
 }
-

@@ -33,6 +33,7 @@ import (
 	"github.com/backlothq/backlot/internal/httpapi"
 	"github.com/backlothq/backlot/internal/proxy"
 	"github.com/backlothq/backlot/internal/secrets"
+	"github.com/backlothq/backlot/internal/marketplace/events"
 	"github.com/backlothq/backlot/internal/server"
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/open"
@@ -60,6 +61,8 @@ type App struct {
 	mux      *http.ServeMux
 	server   *server.Server
 	jobs     *Jobs
+	markets  map[string]*Marketplace
+	pollers  []*events.Poller
 
 	// workerMu guards workers: the job kinds with a worker in this process
 	// (App.Worker and webhook forwarders), for the start-up warning.
@@ -163,6 +166,9 @@ func (a *App) build(ctx context.Context) error {
 		return fmt.Errorf("job engine: %w", err)
 	}
 	a.jobs = &Jobs{engine: a.engine}
+	if err := a.buildMarketplaces(); err != nil {
+		return err
+	}
 	a.webhooks, err = webhook.New(cfg.Webhooks, webhook.Deps{
 		Enqueuer:     a.engine,
 		Logger:       a.log,
@@ -340,11 +346,16 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("start job engine: %w", err)
 	}
 	a.warnUnhandledKinds()
+	if err := a.startPollers(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start marketplace event pollers: %w", err)
+	}
 	a.log.Info("backlot serving", "addr", ln.Addr().String(), "store", a.store.Backend(), "tls", a.cfg.Server.TLS.Enabled())
 	serveErr := a.server.Serve(ctx, ln)
 
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
+	a.stopPollers(sctx)
 	if err := a.engine.Stop(sctx); err != nil {
 		a.log.Warn("stopping job engine", "error", err.Error())
 	}

@@ -70,7 +70,11 @@ func (e *Error) internal() *httpapi.Error {
 // request's log line and not sent. The envelope carries the request id.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if errors.As(err, &e) {
+	var me *MarketplaceError
+	if !errors.As(err, &e) && errors.As(err, &me) {
+		e = me.envelope()
+	}
+	if e != nil {
 		httpapi.WriteError(w, r, e.internal())
 		return
 	}

@@ -186,7 +186,10 @@ type Marketplace struct {
 	Integration       MarketplaceClient `yaml:"integration"`
 	APIURL            string            `yaml:"api_url"`             // default https://flex-api.sharetribe.com
 	IntegrationAPIURL string            `yaml:"integration_api_url"` // default https://flex-integ-api.sharetribe.com
-	Events            MarketplaceEvents `yaml:"events"`
+	// Environment is dev, test or live: it picks Sharetribe's rate limits
+	// and event retention. Default dev.
+	Environment string            `yaml:"environment"`
+	Events      MarketplaceEvents `yaml:"events"`
 }
 
 // MarketplaceClient is a client id and secret.
@@ -200,6 +203,9 @@ type MarketplaceEvents struct {
 	Poll  Duration `yaml:"poll"`  // default 10s
 	Types []string `yaml:"types"` // polling needs integration credentials
 	Job   string   `yaml:"job"`   // default "marketplace.event" when types are set
+	// Start is where the first poll begins: "now" (default) or
+	// "beginning" (the oldest event the marketplace still keeps).
+	Start string `yaml:"start"`
 }
 
 // Connection configures an OAuth 2.0 third party users connect to.

@@ -16,10 +16,6 @@ import (
 // key again, with the validation rules already in validate.go.
 func notYetAvailable() []string {
 	return []string{
-		"marketplaces.*.client_secret",
-		"marketplaces.*.integration",
-		"marketplaces.*.integration_api_url",
-		"marketplaces.*.events",
 		"connections",
 		"console",
 	}

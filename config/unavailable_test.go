@@ -8,7 +8,6 @@ import (
 
 func TestNotYetAvailableRefused(t *testing.T) {
 	t.Parallel()
-	const mkt = "marketplaces:\n  main:\n    client_id: c\n"
 	tests := []struct {
 		name, yaml string
 		want       []string // every issue, in order
@@ -17,19 +16,6 @@ func TestNotYetAvailableRefused(t *testing.T) {
 			[]string{"backlot.yaml:2: connections: not available yet in this version"}},
 		{"console", local + "console:\n  path: /_/\n",
 			[]string{"backlot.yaml:2: console: not available yet in this version"}},
-		{"marketplace client_secret", local + mkt + "    client_secret: s\n",
-			[]string{"backlot.yaml:5: marketplaces.main.client_secret: not available yet in this version"}},
-		{"marketplace integration and its half-set credentials", local + mkt + "    integration: {client_id: i}\n",
-			[]string{"backlot.yaml:5: marketplaces.main.integration: not available yet in this version"}},
-		{"marketplace integration_api_url", local + mkt + "    integration_api_url: https://i.example\n",
-			[]string{"backlot.yaml:5: marketplaces.main.integration_api_url: not available yet in this version"}},
-		{"marketplace events", local + mkt + "    events: {types: [user/updated]}\n",
-			[]string{"backlot.yaml:5: marketplaces.main.events: not available yet in this version"}},
-		{"several at once, in line order", local + "console: {path: /_/, auth: [nobody]}\n" + mkt + "    events: {poll: 1s}\n",
-			[]string{
-				"backlot.yaml:2: console: not available yet in this version",
-				"backlot.yaml:6: marketplaces.main.events: not available yet in this version",
-			}},
 		{"with other problems", "server:\n  listen: \"127.0.0.1:1\"\n  lisen: x\nconsole: {path: /_/}\n",
 			[]string{
 				`backlot.yaml:3: server.lisen: unknown key (did you mean "listen"?)`,
@@ -80,10 +66,9 @@ func TestNotYetAvailableBuiltInCode(t *testing.T) {
 	c := &Config{
 		Server:       Server{Listen: "127.0.0.1:0"},
 		Console:      Console{Path: "/_/"},
-		Marketplaces: map[string]Marketplace{"main": {ClientID: "c", Events: MarketplaceEvents{Types: []string{"user/updated"}}}},
 	}
 	err := c.Prepare()
-	want := "marketplaces.main.events: not available yet in this version\nconsole: not available yet in this version"
+	want := "console: not available yet in this version"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Prepare = %v, want\n%s", err, want)
 	}

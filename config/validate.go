@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -52,6 +53,8 @@ const (
 	ForwardTimeoutDefault  = 10 * time.Second
 	MarketplacePollDefault = 10 * time.Second
 	MarketplaceJobDefault  = "marketplace.event"
+	// MarketplacePollMin is the shortest events.poll accepted.
+	MarketplacePollMin     = 100 * time.Millisecond
 	SharetribeAPIDefault   = "https://flex-api.sharetribe.com"
 	SharetribeIntegDefault = "https://flex-integ-api.sharetribe.com"
 	LookupFieldDefault     = "access_token"
@@ -162,8 +165,10 @@ func (c *Config) withDefaults() {
 		if m.Events.Poll == 0 {
 			m.Events.Poll = Duration(MarketplacePollDefault)
 		}
+		setDefault(&m.Environment, "dev")
 		if len(m.Events.Types) > 0 {
 			setDefault(&m.Events.Job, MarketplaceJobDefault)
+			setDefault(&m.Events.Start, "now")
 		}
 		c.Marketplaces[name] = m
 	}
@@ -743,6 +748,9 @@ func (v *validator) authenticators() {
 	}
 }
 
+// eventType is a Sharetribe event type: resource/change.
+var eventType = regexp.MustCompile(`^[a-z][a-z_-]*/[a-z][a-z_-]*$`)
+
 func (v *validator) marketplaces() {
 	for _, name := range mapKeys(v.c.Marketplaces) {
 		m := v.c.Marketplaces[name]
@@ -762,7 +770,28 @@ func (v *validator) marketplaces() {
 		if m.IntegrationAPIURL != "" {
 			v.absURL(p+".integration_api_url", m.IntegrationAPIURL)
 		}
+		switch m.Environment {
+		case "", "dev", "test", "live":
+		default:
+			v.add(p+".environment", "unknown environment %q (want dev, test or live)", clip(m.Environment))
+		}
 		v.nonNegative(p+".events.poll", m.Events.Poll)
+		if m.Events.Poll > 0 && m.Events.Poll.D() < MarketplacePollMin {
+			v.add(p+".events.poll", "at least %s (each poll is a query against the marketplace's rate limit)", MarketplacePollMin)
+		}
+		switch m.Events.Start {
+		case "", "now", "beginning":
+		default:
+			v.add(p+".events.start", "want now or beginning, got %q", clip(m.Events.Start))
+		}
+		for i, t := range m.Events.Types {
+			if !eventType.MatchString(t) {
+				v.add(fmt.Sprintf("%s.events.types[%d]", p, i), "want an event type like listing/updated, got %q", clip(t))
+			}
+		}
+		if len(m.Events.Types) == 0 && (m.Events.Job != "" || m.Events.Start != "") {
+			v.add(p+".events.types", "list the event types to poll (polling is on when types are set)")
+		}
 		if len(m.Events.Types) > 0 && m.Integration.ClientID == "" {
 			v.add(p+".events", "polling events needs integration credentials (integration.client_id and client_secret)")
 		}

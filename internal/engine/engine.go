@@ -444,6 +444,11 @@ func (e *Engine) backoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * j)
 }
 
+// WakeKind nudges the fetcher of kind's queue, after the caller committed
+// a transaction that enqueued jobs of that kind with EnqueueTx (which, on
+// SQLite, would otherwise wait for the next poll).
+func (e *Engine) WakeKind(kind string) { e.wake(e.queueOf(kind, nil)) }
+
 // wake nudges the fetcher of queue q ("" = every queue).
 func (e *Engine) wake(q string) {
 	if q == "" {

@@ -58,6 +58,8 @@ type Store interface {
 	JobStore
 	LeaderStore
 	SecretStore
+	RateLimitStore
+	EventCheckpointStore
 }
 
 // Options tune Open for either backend.

@@ -162,9 +162,15 @@ func (db *DB) closeJobStmts() {
 // Before prepareJobStmts has run (InsertJobsTx, inside a caller's
 // transaction that holds the writer) it prepares on tx instead.
 func (db *DB) stmt(ctx context.Context, tx *sql.Tx, i int) (*sql.Stmt, error) {
-	db.jobs.mu.Lock()
-	st, ready := db.jobs.st[i], db.jobs.ready
-	db.jobs.mu.Unlock()
+	var st *sql.Stmt
+	ready := false
+	// TryLock, not Lock: prepareJobStmts holds mu while it waits for the
+	// writer, which tx may be holding (InsertJobsTx inside RunTx); waiting
+	// here would deadlock, so prepare on tx instead.
+	if db.jobs.mu.TryLock() {
+		st, ready = db.jobs.st[i], db.jobs.ready
+		db.jobs.mu.Unlock()
+	}
 	if ready {
 		return tx.StmtContext(ctx, st), nil
 	}

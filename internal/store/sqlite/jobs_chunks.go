@@ -133,9 +133,13 @@ func chunkSizes(k int) int {
 // size) to tx. Before prepareJobStmts has run it prepares on tx instead.
 func (db *DB) chunkStmt(ctx context.Context, tx *sql.Tx, k, rows int) (*sql.Stmt, int, error) {
 	i := sizeIndex(rows)
-	db.jobs.mu.Lock()
-	st, ready := db.jobs.chunks[k][i], db.jobs.ready
-	db.jobs.mu.Unlock()
+	var st *sql.Stmt
+	ready := false
+	// TryLock: see stmt (prepareJobStmts may hold mu waiting for tx's writer).
+	if db.jobs.mu.TryLock() {
+		st, ready = db.jobs.chunks[k][i], db.jobs.ready
+		db.jobs.mu.Unlock()
+	}
 	if ready {
 		return tx.StmtContext(ctx, st), 1 << i, nil
 	}

@@ -20,4 +20,5 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	runJobs(t, open)
 	runTx(t, open)
 	runSecrets(t, open)
+	runMarketplace(t, open)
 }

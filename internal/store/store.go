@@ -58,6 +58,7 @@ type Store interface {
 	JobStore
 	LeaderStore
 	SecretStore
+	ConnectionStore
 }
 
 // Options tune Open for either backend.

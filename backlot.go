@@ -26,6 +26,7 @@ import (
 
 	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/connect"
 	"github.com/backlothq/backlot/internal/cors"
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/httpapi"
@@ -54,6 +55,8 @@ type App struct {
 	auth     *authn.Set
 	engine   *engine.Engine
 	webhooks *webhook.Set
+	conns    *connect.Set
+	secrets  *Secrets
 	mux      *http.ServeMux
 	server   *server.Server
 	jobs     *Jobs
@@ -173,8 +176,27 @@ func (a *App) build(ctx context.Context) error {
 		a.engine.Register(kind, fn)
 	}
 
+	sec, err := secrets.NewStore(secrets.StoreConfig{Keyring: a.keys, Store: a.store})
+	if err != nil {
+		return fmt.Errorf("secret store: %w", err)
+	}
+	a.secrets = &Secrets{s: sec}
+	a.conns, err = connect.New(cfg.Connections, connect.Deps{
+		Store:     a.store,
+		Keys:      a.keys,
+		Auth:      a.auth,
+		Enqueuer:  a.engine,
+		PublicURL: cfg.Server.PublicURL,
+		Logger:    a.log,
+		Metrics:   a.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("connections: %w", err)
+	}
+
 	a.auth.Register(a.mux)
 	a.webhooks.Register(a.mux)
+	a.conns.Register(a.mux)
 
 	corsMW, err := cors.New(cfg.CORS)
 	if err != nil {

@@ -51,6 +51,7 @@ const (
 	SharetribeAPIDefault   = "https://flex-api.sharetribe.com"
 	SharetribeIntegDefault = "https://flex-integ-api.sharetribe.com"
 	LookupFieldDefault     = "access_token"
+	RefreshBeforeDefault   = 5 * time.Minute
 	// ForwardJobPrefix starts the default job kind of a webhook with
 	// forward set and no job: "/webhooks/vendor" → "webhook.webhooks-vendor".
 	ForwardJobPrefix = "webhook."
@@ -158,6 +159,12 @@ func (c *Config) withDefaults() {
 	for name, cn := range c.Connections {
 		if cn.PKCE == nil {
 			cn.PKCE = boolPtr(true)
+		}
+		if cn.RefreshBefore == 0 {
+			cn.RefreshBefore = Duration(RefreshBeforeDefault)
+		}
+		if len(cn.ScopeBy) == 0 {
+			cn.ScopeBy = []string{"tenant", "subject"}
 		}
 		c.Connections[name] = cn
 	}
@@ -778,6 +785,7 @@ func (v *validator) connections() {
 			{"revoke_url", cn.RevokeURL, false},
 			{"userinfo_url", cn.UserinfoURL, false},
 			{"return_to", cn.ReturnTo, false},
+			{"issuer", cn.Issuer, false},
 		} {
 			switch {
 			case f.val != "":
@@ -793,6 +801,7 @@ func (v *validator) connections() {
 			v.add(p+".auth", "at least one authenticator is required: it identifies who connects")
 		}
 		v.authNames(p+".auth", cn.Auth)
+		v.nonNegative(p+".refresh_before", cn.RefreshBefore)
 		for i, s := range cn.ScopeBy {
 			if s != "tenant" && s != "subject" {
 				v.add(fmt.Sprintf("%s.scope_by[%d]", p, i), "want tenant or subject, got %q", clip(s))

@@ -243,7 +243,7 @@ func (c *Conn) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	err = c.set.deps.Store.PutConnection(ctx, store.Connection{
 		Scope: scope, Name: c.name, KeyID: keyID, Ciphertext: ct, State: store.ConnectionActive,
-		Scopes: scopes, ExpiresAt: tok.Expiry, CreatedAt: now, UpdatedAt: now,
+		Scopes: scopes, ExpiresAt: expiryOf(tok, now), CreatedAt: now, UpdatedAt: now,
 	})
 	if err != nil {
 		httpapi.WriteError(w, r, err)

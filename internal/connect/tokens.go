@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -186,7 +187,7 @@ func (c *Conn) refreshLocked(ctx context.Context, scope, stale string, force boo
 		if err != nil {
 			return err
 		}
-		row.ExpiresAt = nt.Expiry
+		row.ExpiresAt = expiryOf(nt, now)
 		if sc, ok := nt.Extra("scope").(string); ok && sc != "" {
 			row.Scopes = sc
 		}
@@ -320,4 +321,22 @@ func (c *Conn) ForceRefresh(ctx context.Context, p *auth.Principal, stale string
 		return "", fmt.Errorf("%w: %v", ErrNotConnected, err)
 	}
 	return c.refresh(ctx, scope, stale, true)
+}
+
+// expiryOf is when nt expires by backlot's clock: x/oauth2 stamps Expiry
+// with the wall clock, so expires_in is read again and added to now.
+func expiryOf(nt *oauth2.Token, now time.Time) time.Time {
+	var secs float64
+	switch v := nt.Extra("expires_in").(type) {
+	case float64:
+		secs = v
+	case json.Number:
+		secs, _ = v.Float64()
+	case string:
+		secs, _ = strconv.ParseFloat(v, 64)
+	}
+	if secs > 0 {
+		return now.Add(time.Duration(secs * float64(time.Second)))
+	}
+	return nt.Expiry
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/connect"
 	"github.com/backlothq/backlot/internal/cors"
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/httpapi"
@@ -58,6 +59,8 @@ type App struct {
 	auth     *authn.Set
 	engine   *engine.Engine
 	webhooks *webhook.Set
+	conns    *connect.Set
+	secrets  *Secrets
 	mux      *http.ServeMux
 	server   *server.Server
 	jobs     *Jobs
@@ -186,12 +189,35 @@ func (a *App) build(ctx context.Context) error {
 		a.register(kind, fn)
 	}
 
+	sec, err := secrets.NewStore(secrets.StoreConfig{Keyring: a.keys, Store: a.store})
+	if err != nil {
+		return fmt.Errorf("secret store: %w", err)
+	}
+	a.secrets = &Secrets{s: sec}
+	a.conns, err = connect.New(cfg.Connections, connect.Deps{
+		Store:     a.store,
+		Keys:      a.keys,
+		Auth:      a.auth,
+		Enqueuer:  a.engine,
+		PublicURL: cfg.Server.PublicURL,
+		Logger:    a.log,
+		Metrics:   a.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("connections: %w", err)
+	}
+
 	a.auth.Register(a.mux)
 	a.webhooks.Register(a.mux)
+	tokenSources := map[string]proxy.TokenSource{}
+	for _, name := range a.conns.Names() {
+		tokenSources[name] = a.conns.Get(name)
+	}
 	routes, err := proxy.New(cfg.Upstreams, cfg.Routes, proxy.Deps{
 		Logger:       a.log,
 		Metrics:      a.reg,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		Connections:  tokenSources,
 	})
 	if err != nil {
 		return fmt.Errorf("proxy routes: %w", err)
@@ -199,6 +225,7 @@ func (a *App) build(ctx context.Context) error {
 	if err := routes.Register(a.mux, a.auth); err != nil {
 		return fmt.Errorf("proxy routes: %w", err)
 	}
+	a.conns.Register(a.mux)
 
 	corsMW, err := cors.New(cfg.CORS)
 	if err != nil {

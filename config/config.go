@@ -219,8 +219,23 @@ type Connection struct {
 	Scopes       []string `yaml:"scopes"`
 	PKCE         *bool    `yaml:"pkce"` // default true
 	Auth         []string `yaml:"auth"`
-	ScopeBy      []string `yaml:"scope_by"` // tenant, subject
+	ScopeBy      []string `yaml:"scope_by"` // tenant, subject; default [tenant, subject]
 	ReturnTo     string   `yaml:"return_to"`
+	// Issuer is compared with the `iss` of an authorization response (RFC
+	// 9207) when the server sends one. Default: the origin of authorize_url.
+	Issuer string `yaml:"issuer"`
+	// RefreshBefore is how long before its expiry an access token is
+	// refreshed. Default 5m.
+	RefreshBefore Duration `yaml:"refresh_before"`
+	// OnExpired is the job kind enqueued once when the user must reconnect
+	// (the refresh token was refused). Default: none.
+	OnExpired string `yaml:"on_expired"`
+	// OnRecovered is the job kind enqueued when a refresh succeeds after
+	// failures. Default: none.
+	OnRecovered string `yaml:"on_recovered"`
+	// RequireVerifiedEmail makes GET userinfo refuse a third-party user
+	// whose userinfo does not say email_verified: true. Default false.
+	RequireVerifiedEmail bool `yaml:"require_verified_email"`
 }
 
 // Upstream is a third-party API proxied to (SPEC 5.9).

@@ -16,7 +16,6 @@ import (
 // key again, with the validation rules already in validate.go.
 func notYetAvailable() []string {
 	return []string{
-		"connections",
 		"console",
 	}
 }

@@ -12,8 +12,6 @@ func TestNotYetAvailableRefused(t *testing.T) {
 		name, yaml string
 		want       []string // every issue, in order
 	}{
-		{"connections, without keys", local + "connections:\n  acme: {authorize_url: x}\n",
-			[]string{"backlot.yaml:2: connections: not available yet in this version"}},
 		{"console", local + "console:\n  path: /_/\n",
 			[]string{"backlot.yaml:2: console: not available yet in this version"}},
 		{"with other problems", "server:\n  listen: \"127.0.0.1:1\"\n  lisen: x\nconsole: {path: /_/}\n",

@@ -58,6 +58,7 @@ const (
 	SharetribeAPIDefault   = "https://flex-api.sharetribe.com"
 	SharetribeIntegDefault = "https://flex-integ-api.sharetribe.com"
 	LookupFieldDefault     = "access_token"
+	RefreshBeforeDefault   = 5 * time.Minute
 	// ForwardJobPrefix starts the default job kind of a webhook with
 	// forward set and no job: "/webhooks/vendor" → "webhook.webhooks-vendor".
 	ForwardJobPrefix = "webhook."
@@ -175,6 +176,12 @@ func (c *Config) withDefaults() {
 	for name, cn := range c.Connections {
 		if cn.PKCE == nil {
 			cn.PKCE = boolPtr(true)
+		}
+		if cn.RefreshBefore == 0 {
+			cn.RefreshBefore = Duration(RefreshBeforeDefault)
+		}
+		if len(cn.ScopeBy) == 0 {
+			cn.ScopeBy = []string{"tenant", "subject"}
 		}
 		c.Connections[name] = cn
 	}
@@ -811,6 +818,7 @@ func (v *validator) connections() {
 			{"revoke_url", cn.RevokeURL, false},
 			{"userinfo_url", cn.UserinfoURL, false},
 			{"return_to", cn.ReturnTo, false},
+			{"issuer", cn.Issuer, false},
 		} {
 			switch {
 			case f.val != "":
@@ -826,6 +834,7 @@ func (v *validator) connections() {
 			v.add(p+".auth", "at least one authenticator is required: it identifies who connects")
 		}
 		v.authNames(p+".auth", cn.Auth)
+		v.nonNegative(p+".refresh_before", cn.RefreshBefore)
 		for i, s := range cn.ScopeBy {
 			if s != "tenant" && s != "subject" {
 				v.add(fmt.Sprintf("%s.scope_by[%d]", p, i), "want tenant or subject, got %q", clip(s))
@@ -956,9 +965,9 @@ func (v *validator) credential(p string, cr Credential) {
 		v.add(p, "exactly one of connection, header, basic, body or lookup may be set (got %d)", kinds)
 	}
 	if cr.Connection != "" {
-		// The connections feature is not part of this version yet: refuse
-		// rather than accept a route that could never get a token.
-		v.add(p+".connection", "not available yet in this version: use header, basic, body or lookup")
+		if _, ok := v.c.Connections[cr.Connection]; !ok {
+			v.add(p+".connection", "no connection named %q%s", clip(cr.Connection), v.known(mapKeys(v.c.Connections)))
+		}
 	}
 	if cr.Header != nil {
 		if len(cr.Header) == 0 {

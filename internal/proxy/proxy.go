@@ -61,8 +61,10 @@ const (
 type TokenSource interface {
 	// Token returns the caller's current access token.
 	Token(ctx context.Context, p *auth.Principal) (string, error)
-	// Refresh renews the caller's token and returns the new one.
-	Refresh(ctx context.Context, p *auth.Principal) (string, error)
+	// Refresh renews the caller's token because the upstream refused
+	// stale, and returns the new one (another request may have renewed
+	// it already: then no second refresh happens).
+	Refresh(ctx context.Context, p *auth.Principal, stale string) (string, error)
 }
 
 // Deps are the proxy's collaborators.

@@ -75,7 +75,7 @@ func (s *tokenSource) Token(ctx context.Context, p *auth.Principal) (string, err
 	return s.current.Load().(string), nil
 }
 
-func (s *tokenSource) Refresh(ctx context.Context, p *auth.Principal) (string, error) {
+func (s *tokenSource) Refresh(ctx context.Context, p *auth.Principal, stale string) (string, error) {
 	s.refreshes.Add(1)
 	s.current.Store(s.fresh)
 	return s.fresh, nil

@@ -227,7 +227,7 @@ func (s *Set) do(ctx context.Context, rt *route, out *outgoing, p *auth.Principa
 			refreshed = true
 			discard(resp)
 			cancel()
-			tok, err := rt.conn.Refresh(context.WithoutCancel(ctx), p)
+			tok, err := rt.conn.Refresh(context.WithoutCancel(ctx), p, out.bearer)
 			if err == nil && validHeaderValue(tok) {
 				out.bearer = tok
 				attempt--

@@ -60,6 +60,7 @@ type Store interface {
 	SecretStore
 	RateLimitStore
 	EventCheckpointStore
+	ConnectionStore
 }
 
 // Options tune Open for either backend.

@@ -24,6 +24,7 @@ type encryptedTable struct {
 // check by being added here.
 func encryptedTables() []encryptedTable {
 	return []encryptedTable{
+		{kind: store.KindConnection, table: "connections"},
 		{kind: store.KindSecret, table: "secrets"},
 	}
 }

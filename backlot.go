@@ -32,9 +32,9 @@ import (
 	"github.com/backlothq/backlot/internal/cors"
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/marketplace/events"
 	"github.com/backlothq/backlot/internal/proxy"
 	"github.com/backlothq/backlot/internal/secrets"
-	"github.com/backlothq/backlot/internal/marketplace/events"
 	"github.com/backlothq/backlot/internal/server"
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/open"
@@ -156,7 +156,7 @@ func (a *App) build(ctx context.Context) error {
 	if err := secrets.CheckKeys(ctx, a.store, a.keys); err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
-	a.auth, err = authn.NewSet(ctx, cfg.Authenticators, cfg.Marketplaces, authn.Deps{
+	a.auth, err = authn.NewSet(cfg.Authenticators, cfg.Marketplaces, authn.Deps{
 		Logger:  a.log,
 		Metrics: a.reg,
 		Store:   a.store,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -66,7 +65,7 @@ func TestAPIKeyNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := authn.NewSet(context.Background(), cfg.Authenticators, nil, authn.Deps{})
+	set, err := authn.NewSet(cfg.Authenticators, nil, authn.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package authn_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -89,7 +88,7 @@ func newAuthFixture(t testing.TB, cfgs map[string]config.Authenticator, clock *t
 		clock = newTestClock()
 	}
 	f := &authFixture{reg: prometheus.NewRegistry(), logs: &lockedBuffer{}, clock: clock}
-	set, err := authn.NewSet(context.Background(), cfgs, nil, authn.Deps{
+	set, err := authn.NewSet(cfgs, nil, authn.Deps{
 		Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics: f.reg,
 		Now:     clock.Now,
@@ -468,12 +467,12 @@ func TestNewSetErrors(t *testing.T) {
 		"sharetribe no marketplace": {Type: config.AuthSharetribe, Marketplace: "nope"},
 	}
 	for name, cfg := range cases {
-		_, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"a": cfg}, nil, authn.Deps{})
+		_, err := authn.NewSet(map[string]config.Authenticator{"a": cfg}, nil, authn.Deps{})
 		if err == nil || !strings.Contains(err.Error(), "authenticator a") {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
-	set, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"users": hsCfg()}, nil, authn.Deps{})
+	set, err := authn.NewSet(map[string]config.Authenticator{"users": hsCfg()}, nil, authn.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +491,7 @@ func TestMetricsRegisterTwice(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	for i := 0; i < 2; i++ {
-		if _, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"users": hsCfg()}, nil, authn.Deps{Metrics: reg}); err != nil {
+		if _, err := authn.NewSet(map[string]config.Authenticator{"users": hsCfg()}, nil, authn.Deps{Metrics: reg}); err != nil {
 			t.Fatalf("NewSet %d: %v", i, err)
 		}
 	}

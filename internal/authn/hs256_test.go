@@ -1,7 +1,6 @@
 package authn_test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -139,7 +138,7 @@ func TestHS256MintAndClaims(t *testing.T) {
 
 func TestHS256ShortSecret(t *testing.T) {
 	t.Parallel()
-	_, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"u": {Type: "hs256", Secret: strings.Repeat("x", 31)}}, nil, authn.Deps{})
+	_, err := authn.NewSet(map[string]config.Authenticator{"u": {Type: "hs256", Secret: strings.Repeat("x", 31)}}, nil, authn.Deps{})
 	if err == nil || !strings.Contains(err.Error(), "at least 32 bytes") {
 		t.Fatalf("err = %v", err)
 	}

@@ -1,7 +1,6 @@
 package authn
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -61,7 +60,7 @@ func localSetup(t *testing.T) *localFixture {
 	}))
 	t.Cleanup(jwks.Close)
 
-	f.set, err = NewSet(context.Background(), map[string]config.Authenticator{
+	f.set, err = NewSet(map[string]config.Authenticator{
 		"shoppers": {Type: config.AuthSharetribe, Marketplace: "main"},
 		"users":    {Type: config.AuthHS256, Secret: localHSSecret, Issuer: "backlot", Audience: "backlot"},
 		"partners": {Type: config.AuthJWKS, JWKSURL: jwks.URL, Issuer: localIssuer, Audience: "backlot", Algorithms: []string{"ES256"}},

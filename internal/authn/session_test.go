@@ -68,7 +68,7 @@ func sessCfgs(mod func(staff *config.Authenticator)) map[string]config.Authentic
 func newSessFixture(t *testing.T, st store.Store, cfgs map[string]config.Authenticator) *sessFixture {
 	t.Helper()
 	f := &sessFixture{store: st, clock: newTestClock(), logs: &lockedBuffer{}}
-	set, err := authn.NewSet(context.Background(), cfgs, nil, authn.Deps{
+	set, err := authn.NewSet(cfgs, nil, authn.Deps{
 		Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics: prometheus.NewRegistry(),
 		Now:     f.clock.Now,
@@ -335,7 +335,7 @@ func TestSessionConfigErrors(t *testing.T) {
 			if !tc.noStore {
 				deps.Store = testutil.SQLite(t)
 			}
-			_, err := authn.NewSet(context.Background(), cfgs, nil, deps)
+			_, err := authn.NewSet(cfgs, nil, deps)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("NewSet error = %v, want one containing %q", err, tc.wantErr)
 			}

@@ -599,7 +599,7 @@ func TestSharetribeSDKCookie(t *testing.T) {
 func TestSharetribeThroughSet(t *testing.T) {
 	t.Parallel()
 	f := stSetup(t, time.Hour)
-	set, err := NewSet(context.Background(),
+	set, err := NewSet(
 		map[string]config.Authenticator{"shoppers": {Type: config.AuthSharetribe, Marketplace: "main"}},
 		map[string]config.Marketplace{"main": {Type: "sharetribe", ClientID: stClientID, APIURL: f.srv.URL}},
 		Deps{Now: f.clock.Now, HTTPClient: f.srv.Client()})
@@ -704,7 +704,7 @@ func TestWhoamiTriesRemoteLast(t *testing.T) {
 	t.Parallel()
 	f := stSetup(t, time.Hour)
 	secret := strings.Repeat("s", 32)
-	set, err := NewSet(context.Background(),
+	set, err := NewSet(
 		map[string]config.Authenticator{
 			"aaa_shoppers": {Type: config.AuthSharetribe, Marketplace: "main"},
 			"zzz_users":    {Type: config.AuthHS256, Secret: secret, Issuer: "backlot", Audience: "backlot", TTL: config.Duration(time.Minute)},

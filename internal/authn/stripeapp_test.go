@@ -1,7 +1,6 @@
 package authn_test
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -164,7 +163,7 @@ func FuzzStripeSignature(f *testing.F) {
 		f.Add(s)
 	}
 	clock := &testClock{t: time.Unix(now, 0)}
-	set, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"stripe": {Type: config.AuthStripeApp, Secrets: []string{stripeTestSecret}}}, nil, authn.Deps{Now: clock.Now})
+	set, err := authn.NewSet(map[string]config.Authenticator{"stripe": {Type: config.AuthStripeApp, Secrets: []string{stripeTestSecret}}}, nil, authn.Deps{Now: clock.Now})
 	if err != nil {
 		f.Fatal(err)
 	}

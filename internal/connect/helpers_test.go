@@ -105,7 +105,6 @@ type envOpts struct {
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
-	ctx := context.Background()
 	e := &env{t: t, clock: &clock{t: time.Now()}, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
 	e.st = o.store
 	if e.st == nil {
@@ -154,7 +153,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err := cfg.Prepare(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	as, err := authn.NewSet(ctx, cfg.Authenticators, nil, authn.Deps{Logger: log, Store: e.st})
+	as, err := authn.NewSet(cfg.Authenticators, nil, authn.Deps{Logger: log, Store: e.st})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,7 +197,7 @@ func newFixture(t testing.TB, s setup) *fixture {
 	}
 	users := config.Authenticator{Type: config.AuthHS256, Secret: jwtSecret, Issuer: "backlot", Audience: "backlot",
 		InvalidStatus: 401, TTL: config.Duration(time.Hour)}
-	as, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"users": users}, nil, authn.Deps{Logger: logger})
+	as, err := authn.NewSet(map[string]config.Authenticator{"users": users}, nil, authn.Deps{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

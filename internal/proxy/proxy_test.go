@@ -777,7 +777,7 @@ func TestRegisterConflict(t *testing.T) {
 	if h := set.Handler("GET /a/{x}"); h == nil {
 		t.Error("Handler: nil")
 	}
-	as, err := authn.NewSet(context.Background(), map[string]config.Authenticator{"users": {Type: config.AuthHS256,
+	as, err := authn.NewSet(map[string]config.Authenticator{"users": {Type: config.AuthHS256,
 		Secret: jwtSecret, InvalidStatus: 401, TTL: config.Duration(time.Hour)}}, nil, authn.Deps{})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/backlothq/backlot/internal/yamlschema"
 )
 
 // Config is the whole configuration tree.
@@ -33,7 +35,7 @@ type Config struct {
 
 	// origins maps key paths to where they were set (filled by Load), so
 	// Validate can name the line.
-	origins map[string]origin
+	origins map[string]yamlschema.Origin
 }
 
 // Server configures the HTTP listener.

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/backlothq/backlot/internal/yamlschema"
 )
 
 // notYetAvailable lists the keys that belong to the schema but have nothing
@@ -55,16 +57,16 @@ func resolve(v reflect.Value, parts []string, path string, found func(string)) {
 	}
 	switch v.Kind() {
 	case reflect.Struct:
-		for _, f := range schemaFields(v.Type()) {
-			if f.key == parts[0] {
-				resolve(v.Field(f.index), parts[1:], joinKey(path, f.key), found)
+		for _, f := range yamlschema.Fields(v.Type()) {
+			if f.Key == parts[0] {
+				resolve(v.Field(f.Index), parts[1:], yamlschema.JoinKey(path, f.Key), found)
 				return
 			}
 		}
 		panic("config: notYetAvailable names " + parts[0] + ", which is not a key under " + path) // a bug in the table
 	case reflect.Map:
 		if parts[0] != "*" {
-			resolve(v.MapIndex(reflect.ValueOf(parts[0])), parts[1:], joinKey(path, parts[0]), found)
+			resolve(v.MapIndex(reflect.ValueOf(parts[0])), parts[1:], yamlschema.JoinKey(path, parts[0]), found)
 			return
 		}
 		keys := make([]string, 0, v.Len())
@@ -73,7 +75,7 @@ func resolve(v reflect.Value, parts []string, path string, found func(string)) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			resolve(v.MapIndex(reflect.ValueOf(k)), parts[1:], joinKey(path, k), found)
+			resolve(v.MapIndex(reflect.ValueOf(k)), parts[1:], yamlschema.JoinKey(path, k), found)
 		}
 	}
 }

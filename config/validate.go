@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backlothq/backlot/internal/yamlschema"
 	"github.com/robfig/cron/v3"
 )
 
@@ -313,10 +314,10 @@ func (v *validator) add(path, format string, args ...any) {
 	is := Issue{File: v.c.File, Path: path, Msg: fmt.Sprintf(format, args...)}
 	for p := path; p != ""; p = parentPath(p) {
 		if o, ok := v.c.origins[p]; ok {
-			if o.env != "" {
-				is.File = "$" + o.env
+			if o.Env != "" {
+				is.File = "$" + o.Env
 			} else {
-				is.Line = o.line
+				is.Line = o.Line
 			}
 			break
 		}
@@ -654,12 +655,12 @@ func (v *validator) authenticators() {
 		}
 		// Keys of another type are an unreachable combination, not noise.
 		rv := reflect.ValueOf(a)
-		for _, f := range schemaFields(rv.Type()) {
-			if f.key == "type" || f.key == "invalid_status" || slices.Contains(allowed, f.key) {
+		for _, f := range yamlschema.Fields(rv.Type()) {
+			if f.Key == "type" || f.Key == "invalid_status" || slices.Contains(allowed, f.Key) {
 				continue
 			}
-			if !rv.Field(f.index).IsZero() {
-				v.add(p+"."+f.key, "does not apply to type %s", a.Type)
+			if !rv.Field(f.Index).IsZero() {
+				v.add(p+"."+f.Key, "does not apply to type %s", a.Type)
 			}
 		}
 		switch a.InvalidStatus {

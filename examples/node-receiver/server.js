@@ -192,8 +192,15 @@ function main() {
     console.error(`listen ${host}:${port}: ${err.message}`);
     process.exit(1);
   });
-  // Finish the requests in flight, then close the store.
-  const stop = () => server.close(() => { db.close(); process.exit(0); });
+  // Finish the requests in flight, then close the store. Idle keep-alive
+  // connections are closed at once; one still busy after 5 s is cut (a
+  // request cut before its commit is retried by backlot).
+  const stop = () => {
+    console.log('node-receiver stopping');
+    server.close(() => { db.close(); process.exit(0); });
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 5000).unref();
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

@@ -6,15 +6,18 @@
 //     the vendor (credentials held by the server), passing the reference as
 //     userReference; the user gets the vendor's page URL. The user's
 //     privateData.idVerification becomes "pending".
+//
 //  2. The vendor posts its result, form-encoded, to /webhooks/idv from its
 //     allow-listed address; backlot stores it and answers 202 at once.
+//
 //  3. The worker opens the reference (purpose "idv", single use), spends the
 //     refresh token to act as the user, and writes the result with a
 //     checksum into the user's privateData.
+//
 //  4. GET /api/idv/status answers verified, denied, pending, none — or
 //     tampered, when the user rewrote their own privateData.
 //
-//	go run ./examples/id-verification --config examples/id-verification/backlot.yaml
+//     go run ./examples/id-verification --config examples/id-verification/backlot.yaml
 package main
 
 import (

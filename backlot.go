@@ -33,6 +33,7 @@ import (
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/httpapi"
 	"github.com/backlothq/backlot/internal/marketplace/events"
+	"github.com/backlothq/backlot/internal/marketplace/refs"
 	"github.com/backlothq/backlot/internal/proxy"
 	"github.com/backlothq/backlot/internal/secrets"
 	"github.com/backlothq/backlot/internal/server"
@@ -61,6 +62,7 @@ type App struct {
 	webhooks *webhook.Set
 	conns    *connect.Set
 	secrets  *Secrets
+	refs     *Refs
 	mux      *http.ServeMux
 	server   *server.Server
 	jobs     *Jobs
@@ -194,6 +196,11 @@ func (a *App) build(ctx context.Context) error {
 		return fmt.Errorf("secret store: %w", err)
 	}
 	a.secrets = &Secrets{s: sec}
+	rf, err := refs.New(refs.Config{Keyring: a.keys, Store: a.store})
+	if err != nil {
+		return fmt.Errorf("sealed references: %w", err)
+	}
+	a.refs = &Refs{r: rf}
 	a.conns, err = connect.New(cfg.Connections, connect.Deps{
 		Store:     a.store,
 		Keys:      a.keys,

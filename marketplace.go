@@ -13,6 +13,7 @@ import (
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/marketplace/events"
 	"github.com/backlothq/backlot/internal/marketplace/sharetribe"
+	"github.com/backlothq/backlot/internal/secrets"
 	"github.com/backlothq/backlot/internal/store"
 )
 
@@ -109,6 +110,7 @@ func (e *MarketplaceError) envelope() *Error {
 type Marketplace struct {
 	name string
 	c    *sharetribe.Client
+	keys *secrets.Keyring // derives the checksum key of WriteChecked
 }
 
 // Marketplace returns the marketplace configured under name, nil if there
@@ -250,7 +252,7 @@ func (a *App) buildMarketplaces() error {
 		if err != nil {
 			return fmt.Errorf("marketplaces.%s: %w", name, err)
 		}
-		a.markets[name] = &Marketplace{name: name, c: c}
+		a.markets[name] = &Marketplace{name: name, c: c, keys: a.keys}
 		if len(mc.Events.Types) == 0 {
 			continue
 		}

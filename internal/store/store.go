@@ -61,6 +61,7 @@ type Store interface {
 	RateLimitStore
 	EventCheckpointStore
 	ConnectionStore
+	RefStore
 }
 
 // Options tune Open for either backend.

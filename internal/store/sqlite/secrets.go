@@ -23,6 +23,7 @@ type encryptedTable struct {
 func encryptedTables() []encryptedTable {
 	return []encryptedTable{
 		{kind: store.KindConnection, table: "connections"},
+		{kind: store.KindRef, table: "refs"},
 		{kind: store.KindSecret, table: "secrets"},
 	}
 }

@@ -1,0 +1,81 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/backlothq/backlot/internal/store"
+)
+
+// InsertRef adds the row behind a sealed reference.
+func (db *DB) InsertRef(ctx context.Context, r store.Ref) error {
+	_, err := db.pool.Exec(ctx,
+		`INSERT INTO refs (name, scope, key_id, ciphertext, expires_at, single_use, used_by, created_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.Name, r.Scope, r.KeyID, r.Ciphertext, r.ExpiresAt.UnixMilli(), r.SingleUse, r.UsedBy, r.CreatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("insert reference %s: %w", r.Scope, err)
+	}
+	return nil
+}
+
+// GetRef reads one reference row.
+func (db *DB) GetRef(ctx context.Context, name string) (store.Ref, error) {
+	r := store.Ref{Name: name}
+	var expires, created int64
+	err := db.pool.QueryRow(ctx,
+		`SELECT scope, key_id, ciphertext, expires_at, single_use, used_by, created_at FROM refs WHERE name = $1`,
+		name).Scan(&r.Scope, &r.KeyID, &r.Ciphertext, &expires, &r.SingleUse, &r.UsedBy, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Ref{}, fmt.Errorf("get reference: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Ref{}, fmt.Errorf("get reference: %w", err)
+	}
+	r.ExpiresAt = time.UnixMilli(expires).UTC()
+	r.CreatedAt = time.UnixMilli(created).UTC()
+	return r, nil
+}
+
+// UseRef marks a single-use row as opened by consumer, in one statement so
+// two openers cannot both win.
+func (db *DB) UseRef(ctx context.Context, name, consumer string) error {
+	tag, err := db.pool.Exec(ctx,
+		`UPDATE refs SET used_by = $1 WHERE name = $2 AND (used_by = '' OR used_by = $1)`, consumer, name)
+	if err != nil {
+		return fmt.Errorf("use reference: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	if _, err := db.GetRef(ctx, name); err != nil {
+		return fmt.Errorf("use reference: %w", err)
+	}
+	return fmt.Errorf("use reference: %w", store.ErrRefUsed)
+}
+
+// DeleteRef removes one reference row.
+func (db *DB) DeleteRef(ctx context.Context, name string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM refs WHERE name = $1`, name)
+	if err != nil {
+		return fmt.Errorf("delete reference: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete reference: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// PruneRefs deletes up to limit expired reference rows.
+func (db *DB) PruneRefs(ctx context.Context, before time.Time, limit int) (int64, error) {
+	tag, err := db.pool.Exec(ctx,
+		`DELETE FROM refs WHERE name IN (SELECT name FROM refs WHERE expires_at < $1 LIMIT $2)`, before.UnixMilli(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune references: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

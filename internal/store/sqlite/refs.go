@@ -1,0 +1,93 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/backlothq/backlot/internal/store"
+)
+
+// InsertRef adds the row behind a sealed reference.
+func (db *DB) InsertRef(ctx context.Context, r store.Ref) error {
+	single := 0
+	if r.SingleUse {
+		single = 1
+	}
+	_, err := db.w.ExecContext(ctx,
+		`INSERT INTO refs (name, scope, key_id, ciphertext, expires_at, single_use, used_by, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Name, r.Scope, r.KeyID, r.Ciphertext, r.ExpiresAt.UnixMilli(), single, r.UsedBy, r.CreatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("insert reference %s: %w", r.Scope, err)
+	}
+	return nil
+}
+
+// GetRef reads one reference row.
+func (db *DB) GetRef(ctx context.Context, name string) (store.Ref, error) {
+	r := store.Ref{Name: name}
+	var expires, created int64
+	var single int
+	err := db.r.QueryRowContext(ctx,
+		`SELECT scope, key_id, ciphertext, expires_at, single_use, used_by, created_at FROM refs WHERE name = ?`,
+		name).Scan(&r.Scope, &r.KeyID, &r.Ciphertext, &expires, &single, &r.UsedBy, &created)
+	if err != nil {
+		return store.Ref{}, fmt.Errorf("get reference: %w", notFound(err))
+	}
+	r.ExpiresAt = time.UnixMilli(expires).UTC()
+	r.CreatedAt = time.UnixMilli(created).UTC()
+	r.SingleUse = single != 0
+	return r, nil
+}
+
+// UseRef marks a single-use row as opened by consumer, in one statement so
+// two openers cannot both win.
+func (db *DB) UseRef(ctx context.Context, name, consumer string) error {
+	res, err := db.w.ExecContext(ctx,
+		`UPDATE refs SET used_by = ? WHERE name = ? AND (used_by = '' OR used_by = ?)`, consumer, name, consumer)
+	if err != nil {
+		return fmt.Errorf("use reference: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("use reference: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := db.GetRef(ctx, name); err != nil {
+		return fmt.Errorf("use reference: %w", err)
+	}
+	return fmt.Errorf("use reference: %w", store.ErrRefUsed)
+}
+
+// DeleteRef removes one reference row.
+func (db *DB) DeleteRef(ctx context.Context, name string) error {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM refs WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("delete reference: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete reference: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("delete reference: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// PruneRefs deletes up to limit expired reference rows.
+func (db *DB) PruneRefs(ctx context.Context, before time.Time, limit int) (int64, error) {
+	res, err := db.w.ExecContext(ctx,
+		`DELETE FROM refs WHERE name IN (SELECT name FROM refs WHERE expires_at < ? LIMIT ?)`, before.UnixMilli(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune references: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune references: %w", err)
+	}
+	return n, nil
+}

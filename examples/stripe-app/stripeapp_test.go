@@ -185,6 +185,7 @@ func (r *recipe) start(t *testing.T) {
 				"ACME_CLIENT_ID=" + clientID,
 				"ACME_CLIENT_SECRET=" + clientSecret,
 				"RETURN_TO=" + returnTo,
+				"ACME_ALLOW_PRIVATE=true",
 			},
 		}))
 	}
@@ -223,6 +224,30 @@ func TestRecipe(t *testing.T) {
 	var info oauth.User
 	if err != nil || code != 200 || json.Unmarshal(body, &info) != nil || info.ID != "user-alice" || info.Email != "alice@example.com" {
 		t.Fatalf("userinfo: %d %s %v", code, body, err)
+	}
+	// The proxy route calls the third party's API with alice's token; the
+	// token itself never comes back to the caller.
+	code, body, err = alice.call("GET", base+"/api/acme/me")
+	if err != nil || code != 200 || json.Unmarshal(body, &info) != nil || info.ID != "user-alice" {
+		t.Fatalf("proxied with the connection's token: %d %s %v", code, body, err)
+	}
+	if strings.Contains(string(body), "access_token") {
+		t.Fatalf("proxied answer carries a token: %s", body)
+	}
+	// The third party expires every access token: the route refreshes
+	// once and retries, and the caller never sees the 401.
+	refreshes := r.sim.Stats().TokenCallsByGrant["refresh_token"]
+	r.sim.ExpireAccessTokens()
+	if code, body, _ := alice.call("GET", base+"/api/acme/me"); code != 200 {
+		t.Fatalf("proxied after the token expired: %d %s", code, body)
+	}
+	if got := r.sim.Stats().TokenCallsByGrant["refresh_token"]; got != refreshes+1 {
+		t.Fatalf("refresh_token grants %d → %d, want one refresh", refreshes, got)
+	}
+	// A Stripe user who never connected gets 401, not an upstream call.
+	carol := newStripeUser(t, "usr_carol", "acct_9")
+	if code, body, _ := carol.call("GET", base+"/api/acme/me"); code != 401 || errorCode(body) != "connection_required" {
+		t.Fatalf("unconnected caller: %d %s", code, body)
 	}
 	code, body, _ = alice.call("GET", base+"/connect/acme/status")
 	if code != 200 || !strings.Contains(string(body), `"state":"active"`) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -116,4 +117,33 @@ type Reencrypt struct {
 	// KeyID and Ciphertext are the replacement.
 	KeyID      string
 	Ciphertext []byte
+}
+
+// EncryptedTable is one table that holds ciphertext (see EncryptedStore):
+// columns scope, name, key_id and ciphertext, with (scope, name) unique
+// (on PostgreSQL collated "C", so keyset paging is bytewise on both).
+type EncryptedTable struct {
+	Kind  string // the kind bound into each row's associated data
+	Table string
+}
+
+// EncryptedTables lists every encrypted table in kind order, for both
+// backends. A new table of ciphertext joins rotation, `backlot keys
+// status` and the start-up key check by being added here.
+func EncryptedTables() []EncryptedTable {
+	return []EncryptedTable{
+		{Kind: KindConnection, Table: "connections"},
+		{Kind: KindRef, Table: "refs"},
+		{Kind: KindSecret, Table: "secrets"},
+	}
+}
+
+// EncryptedTableOf returns the encrypted table of kind.
+func EncryptedTableOf(kind string) (EncryptedTable, error) {
+	for _, t := range EncryptedTables() {
+		if t.Kind == kind {
+			return t, nil
+		}
+	}
+	return EncryptedTable{}, fmt.Errorf("no encrypted table of kind %q", kind)
 }

@@ -9,34 +9,6 @@ import (
 	"github.com/backlothq/backlot/internal/store"
 )
 
-// encryptedTable is one table that holds ciphertext (see
-// store.EncryptedStore): columns scope, name, key_id and ciphertext, with
-// (scope, name) unique.
-type encryptedTable struct {
-	kind  string
-	table string
-}
-
-// encryptedTables lists every encrypted table in kind order. A new table
-// of ciphertext joins rotation, `backlot keys status` and the start-up key
-// check by being added here.
-func encryptedTables() []encryptedTable {
-	return []encryptedTable{
-		{kind: store.KindConnection, table: "connections"},
-		{kind: store.KindRef, table: "refs"},
-		{kind: store.KindSecret, table: "secrets"},
-	}
-}
-
-func encryptedTableOf(kind string) (encryptedTable, error) {
-	for _, t := range encryptedTables() {
-		if t.kind == kind {
-			return t, nil
-		}
-	}
-	return encryptedTable{}, fmt.Errorf("no encrypted table of kind %q", kind)
-}
-
 // PutSecret inserts or replaces a secret.
 func (db *DB) PutSecret(ctx context.Context, s store.Secret) error {
 	_, err := db.w.ExecContext(ctx,
@@ -83,22 +55,22 @@ func (db *DB) DeleteSecret(ctx context.Context, scope, name string) error {
 // CountByKeyID counts the rows of every encrypted table per key id.
 func (db *DB) CountByKeyID(ctx context.Context) ([]store.KeyCount, error) {
 	var out []store.KeyCount
-	for _, t := range encryptedTables() {
+	for _, t := range store.EncryptedTables() {
 		rows, err := db.r.QueryContext(ctx,
-			`SELECT key_id, count(*) FROM `+t.table+` GROUP BY key_id ORDER BY key_id`)
+			`SELECT key_id, count(*) FROM `+t.Table+` GROUP BY key_id ORDER BY key_id`)
 		if err != nil {
-			return nil, fmt.Errorf("count %s rows by key: %w", t.table, err)
+			return nil, fmt.Errorf("count %s rows by key: %w", t.Table, err)
 		}
 		for rows.Next() {
-			c := store.KeyCount{Kind: t.kind}
+			c := store.KeyCount{Kind: t.Kind}
 			if err := rows.Scan(&c.KeyID, &c.Rows); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("count %s rows by key: %w", t.table, err)
+				return nil, fmt.Errorf("count %s rows by key: %w", t.Table, err)
 			}
 			out = append(out, c)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("count %s rows by key: %w", t.table, err)
+			return nil, fmt.Errorf("count %s rows by key: %w", t.Table, err)
 		}
 	}
 	return out, nil
@@ -111,17 +83,17 @@ func (db *DB) ListEncrypted(ctx context.Context, p store.ListEncryptedParams) ([
 		return nil, fmt.Errorf("list encrypted rows: limit %d, want a positive number", p.Limit)
 	}
 	var out []store.EncryptedRow
-	for _, t := range encryptedTables() {
+	for _, t := range store.EncryptedTables() {
 		if len(out) >= p.Limit {
 			break
 		}
-		q := `SELECT scope, name, key_id, ciphertext FROM ` + t.table + ` WHERE key_id <> ?`
+		q := `SELECT scope, name, key_id, ciphertext FROM ` + t.Table + ` WHERE key_id <> ?`
 		args := []any{p.ExceptKeyID}
 		if p.After != nil {
-			if t.kind < p.After.Kind {
+			if t.Kind < p.After.Kind {
 				continue
 			}
-			if t.kind == p.After.Kind {
+			if t.Kind == p.After.Kind {
 				q += ` AND (scope, name) > (?, ?)`
 				args = append(args, p.After.Scope, p.After.Name)
 			}
@@ -130,18 +102,18 @@ func (db *DB) ListEncrypted(ctx context.Context, p store.ListEncryptedParams) ([
 		args = append(args, p.Limit-len(out))
 		rows, err := db.r.QueryContext(ctx, q, args...)
 		if err != nil {
-			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.table, err)
+			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.Table, err)
 		}
 		for rows.Next() {
-			r := store.EncryptedRow{EncryptedRef: store.EncryptedRef{Kind: t.kind}}
+			r := store.EncryptedRow{EncryptedRef: store.EncryptedRef{Kind: t.Kind}}
 			if err := rows.Scan(&r.Scope, &r.Name, &r.KeyID, &r.Ciphertext); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("list encrypted rows of %s: %w", t.table, err)
+				return nil, fmt.Errorf("list encrypted rows of %s: %w", t.Table, err)
 			}
 			out = append(out, r)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.table, err)
+			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.Table, err)
 		}
 	}
 	return out, nil
@@ -153,19 +125,19 @@ func (db *DB) ReencryptRows(ctx context.Context, batch []store.Reencrypt) (int64
 	var n int64
 	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
 		for _, r := range batch {
-			t, err := encryptedTableOf(r.Old.Kind)
+			t, err := store.EncryptedTableOf(r.Old.Kind)
 			if err != nil {
 				return err
 			}
 			res, err := tx.ExecContext(ctx,
-				`UPDATE `+t.table+` SET key_id = ?, ciphertext = ? WHERE scope = ? AND name = ? AND ciphertext = ?`,
+				`UPDATE `+t.Table+` SET key_id = ?, ciphertext = ? WHERE scope = ? AND name = ? AND ciphertext = ?`,
 				r.KeyID, r.Ciphertext, r.Old.Scope, r.Old.Name, r.Old.Ciphertext)
 			if err != nil {
-				return fmt.Errorf("%s %s %q: %w", t.table, r.Old.Scope, r.Old.Name, err)
+				return fmt.Errorf("%s %s %q: %w", t.Table, r.Old.Scope, r.Old.Name, err)
 			}
 			k, err := res.RowsAffected()
 			if err != nil {
-				return fmt.Errorf("%s %s %q: %w", t.table, r.Old.Scope, r.Old.Name, err)
+				return fmt.Errorf("%s %s %q: %w", t.Table, r.Old.Scope, r.Old.Name, err)
 			}
 			n += k
 		}

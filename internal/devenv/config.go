@@ -17,13 +17,13 @@ const consolePath = "/_/"
 
 // Names the generated configuration uses, shared with the demo page.
 const (
-	connectionName = "acme"        // the stripe-app recipe's OAuth connection
-	stripeAuth     = "stripe"      // stripe_app authenticator
+	connectionName = "acme"         // the stripe-app recipe's OAuth connection
+	stripeAuth     = "stripe"       // stripe_app authenticator
 	staffTokens    = "staff_tokens" // hs256 login of the dashboard
-	staffSession   = "staff"       // its cookie session
-	extensionAuth  = "extension"   // jwks authenticator on the issuer
-	shopperAuth    = "shoppers"    // sharetribe authenticator
-	marketName     = "main"        // the marketplace
+	staffSession   = "staff"        // its cookie session
+	extensionAuth  = "extension"    // jwks authenticator on the issuer
+	shopperAuth    = "shoppers"     // sharetribe authenticator
+	marketName     = "main"         // the marketplace
 
 	idvWebhookPath   = "/webhooks/idv"
 	queueWebhookPath = "/webhooks/queue"
@@ -109,7 +109,7 @@ func buildConfig(dir string, u urls, s *Secrets) (*config.Config, error) {
 				Scopes:       []string{"read"},
 				Auth:         []string{stripeAuth},
 				ScopeBy:      []string{"tenant", "subject"},
-				ReturnTo:     u.Backlot + demoPath + "?step=connect#connect",
+				ReturnTo:     u.Backlot + demoPath + "?step=connect",
 				OnExpired:    expiredJob,
 				OnRecovered:  recoveredJob,
 			},

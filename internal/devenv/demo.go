@@ -245,8 +245,8 @@ func (d *demo) handleIDVStart(w http.ResponseWriter, r *http.Request) {
 		"customerInternalReference": ref,
 		"userReference":             e.DemoUsers[0].ID,
 		"callbackUrl":               e.URLs.Backlot + idvWebhookPath,
-		"successUrl":                e.URLs.Demo + "?step=idv#idv",
-		"errorUrl":                  e.URLs.Demo + "?step=idv#idv",
+		"successUrl":                e.URLs.Demo + "?step=idv",
+		"errorUrl":                  e.URLs.Demo + "?step=idv",
 	})
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, e.URLs.IDV+"/api/v4/initiate", bytes.NewReader(body))
 	if err != nil {

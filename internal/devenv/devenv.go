@@ -162,10 +162,10 @@ type Env struct {
 
 	servers   []*http.Server
 	backlotLn net.Listener // until Serve takes it
-	cancel  context.CancelFunc
-	served  chan struct{}
-	serveMu sync.Mutex
-	err     error
+	cancel    context.CancelFunc
+	served    chan struct{}
+	serveMu   sync.Mutex
+	err       error
 
 	closeOnce sync.Once
 }

@@ -179,6 +179,8 @@ document.addEventListener("DOMContentLoaded", () => {
   on("jobs-refresh", refreshJobs);
   on("reset-sims", resetSims);
   const q = new URLSearchParams(location.search);
+  const step = q.get("step");
+  if (step && $(step)) $(step).scrollIntoView();
   if (q.get("step") === "connect") connectCheck();
   if (q.get("step") === "idv") {
     const ref = q.get("transactionReference") || sessionStorage.getItem("idv-ref");

@@ -18,7 +18,7 @@ async function call(method, path, opts = {}) {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(opts.json);
   }
-  const res = await fetch(path, { method, headers, body, credentials: "same-origin" });
+  const res = await fetch(path, { method, headers, body, credentials: opts.credentials || "same-origin" });
   const text = await res.text();
   let data = text;
   try { data = JSON.parse(text); } catch (e) { /* not JSON: keep the text */ }
@@ -92,8 +92,10 @@ async function payCall() {
 }
 
 // 4. Who is calling.
+// Without cookies: whoami answers the first authenticator that accepts the
+// call, and the dashboard's session cookie (step 3) would win.
 async function whoami(token) {
-  return call("GET", "/auth/whoami", { headers: { Authorization: "Bearer " + token } });
+  return call("GET", "/auth/whoami", { headers: { Authorization: "Bearer " + token }, credentials: "omit" });
 }
 
 async function whoMarketplace() {

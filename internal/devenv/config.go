@@ -50,7 +50,7 @@ const (
 // buildConfig is the whole backlot configuration of the development
 // environment: every recipe wired to its simulator, with the stable
 // secrets. It is validated by config.Config.Prepare like any file.
-func buildConfig(dir string, u urls, s *Secrets) (*config.Config, error) {
+func buildConfig(dir string, u URLs, s *Secrets) (*config.Config, error) {
 	no := false
 	allow := true
 	lookup := func(path string, fields ...string) *config.LookupCredential {

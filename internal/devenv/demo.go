@@ -127,7 +127,7 @@ func (d *demo) handlePage(w http.ResponseWriter, r *http.Request) {
 	e := d.e
 	data := pageData{
 		URLs: e.URLs, Dir: e.Dir, SecretsFile: e.Dir + "/" + SecretsFile, WebhookPath: queueWebhookPath,
-		Users: e.DemoUsers, StripeUser: stripeDemoUser, StripeAcct: stripeDemoAccount, Connection: connectionName,
+		Users: e.DemoUsers(), StripeUser: stripeDemoUser, StripeAcct: stripeDemoAccount, Connection: connectionName,
 	}
 	for _, m := range e.Merchants {
 		ids := make([]string, len(m.AccountIDs))
@@ -243,7 +243,7 @@ func (d *demo) handleIDVStart(w http.ResponseWriter, r *http.Request) {
 	ref := "dev-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	body, _ := json.Marshal(map[string]any{
 		"customerInternalReference": ref,
-		"userReference":             e.DemoUsers[0].ID,
+		"userReference":             e.DemoUsers()[0].ID,
 		"callbackUrl":               e.URLs.Backlot + idvWebhookPath,
 		"successUrl":                e.URLs.Demo + "?step=idv",
 		"errorUrl":                  e.URLs.Demo + "?step=idv",
@@ -296,7 +296,7 @@ func (d *demo) handleStaffToken(w http.ResponseWriter, r *http.Request) {
 // handleExtensionToken asks the issuer simulator for a token, as the
 // platform extension's front-end gets one from the marketplace.
 func (d *demo) handleExtensionToken(w http.ResponseWriter, r *http.Request) {
-	q := url.Values{"sub": {d.e.DemoUsers[0].ID}, "name": {d.e.DemoUsers[0].Email}, "tenant": {"PARTNER_DEV"}}
+	q := url.Values{"sub": {d.e.DemoUsers()[0].ID}, "name": {d.e.DemoUsers()[0].Email}, "tenant": {"PARTNER_DEV"}}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, d.e.URLs.Issuer+"/token?"+q.Encode(), nil)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})

@@ -127,9 +127,6 @@ func (u *URLs) services() []service {
 	}
 }
 
-// urls is the internal name of URLs in the config builder.
-type urls = URLs
-
 // Env is a running development environment.
 type Env struct {
 	// URLs are where everything listens.
@@ -142,10 +139,12 @@ type Env struct {
 	SecretsCreated bool
 	// StartDuration is the time from Start's call to backlot being ready.
 	StartDuration time.Duration
-	// DemoUsers are the marketplace's demo users.
-	DemoUsers []DemoUser
 	// Merchants are the payments simulator's demo merchants.
 	Merchants []payments.Merchant
+
+	// usersMu guards demoUsers, re-seeded when the marketplace is reset.
+	usersMu   sync.Mutex
+	demoUsers []DemoUser
 
 	cfg    *config.Config
 	log    *slog.Logger

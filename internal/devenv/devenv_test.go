@@ -430,7 +430,7 @@ func TestMarketplaceResetReseeds(t *testing.T) {
 	env := start(t, t.TempDir(), nil)
 	login := func() answer {
 		form := url.Values{"client_id": {"backlot-dev-marketplace"}, "grant_type": {"password"}, "scope": {"user"},
-			"username": {env.DemoUsers[0].Email}, "password": {env.DemoUsers[0].Password}}
+			"username": {env.DemoUsers()[0].Email}, "password": {env.DemoUsers()[0].Password}}
 		return do(t, nil, "POST", env.URLs.Marketplace+"/v1/auth/token", []byte(form.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
 	}
 	if a := login(); a.status != 200 {
@@ -477,4 +477,43 @@ func startBench(b *testing.B, dir string) *devenv.Env {
 		b.Fatal(err)
 	}
 	return env
+}
+
+// TestSecretsFileGainsMissing: a secrets file from an older version (some
+// secrets missing) keeps what it has and gains the rest.
+func TestSecretsFileGainsMissing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const whsec = "whsec_c2VjcmV0LWZyb20tYW4tb2xkZXItdmVyc2lvbg=="
+	file := filepath.Join(dir, devenv.SecretsFile)
+	if err := os.WriteFile(file, []byte(`{"webhook_secret":"`+whsec+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := start(t, dir, nil)
+	if env.SecretsCreated {
+		t.Error("SecretsCreated true for an existing file")
+	}
+	if env.Secrets.WebhookSecret != whsec {
+		t.Errorf("webhook secret %q, want the file's", env.Secrets.WebhookSecret)
+	}
+	if env.Secrets.KeyringKey == "" || env.Secrets.IDVAPISecret == "" {
+		t.Error("missing secrets were not generated")
+	}
+	var onDisk devenv.Secrets
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &onDisk); err != nil {
+		t.Fatal(err)
+	}
+	if onDisk != *env.Secrets {
+		t.Errorf("file not updated with the generated secrets:\n%s", b)
+	}
+	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
+		t.Errorf("rewritten secrets file mode %04o", st.Mode().Perm())
+	}
+	if a := signed(t, env, whsec, "msg_old"); a.status != http.StatusAccepted {
+		t.Errorf("webhook signed with the kept secret: %d %s", a.status, a.body)
+	}
 }

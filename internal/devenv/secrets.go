@@ -55,20 +55,22 @@ type Secrets struct {
 
 // generators make each secret in the shape its consumer expects, by JSON
 // field name.
-var generators = map[string]func() string{
-	"keyring_key":               func() string { return base64.StdEncoding.EncodeToString(randomBytes(32)) },
-	"hs256_secret":              func() string { return hex.EncodeToString(randomBytes(32)) },
-	"stripe_app_secret":         func() string { return "absec_" + hex.EncodeToString(randomBytes(24)) },
-	"webhook_secret":            whsec,
-	"forward_secret":            whsec,
-	"oauth_client_secret":       token,
-	"partner_secret":            token,
-	"payments_client_secret":    token,
-	"payments_token_key":        token,
-	"idv_api_token":             func() string { return "idv_" + hex.EncodeToString(randomBytes(12)) },
-	"idv_api_secret":            token,
-	"marketplace_client_secret": token,
-	"integration_client_secret": token,
+func generators() map[string]func() string {
+	return map[string]func() string{
+		"keyring_key":               func() string { return base64.StdEncoding.EncodeToString(randomBytes(32)) },
+		"hs256_secret":              func() string { return hex.EncodeToString(randomBytes(32)) },
+		"stripe_app_secret":         func() string { return "absec_" + hex.EncodeToString(randomBytes(24)) },
+		"webhook_secret":            whsec,
+		"forward_secret":            whsec,
+		"oauth_client_secret":       token,
+		"partner_secret":            token,
+		"payments_client_secret":    token,
+		"payments_token_key":        token,
+		"idv_api_token":             func() string { return "idv_" + hex.EncodeToString(randomBytes(12)) },
+		"idv_api_secret":            token,
+		"marketplace_client_secret": token,
+		"integration_client_secret": token,
+	}
 }
 
 func randomBytes(n int) []byte {
@@ -84,13 +86,14 @@ func whsec() string { return "whsec_" + base64.StdEncoding.EncodeToString(random
 // fill generates every empty field and reports whether it changed any.
 func (s *Secrets) fill() bool {
 	changed := false
+	gens := generators()
 	v := reflect.ValueOf(s).Elem()
 	for i := range v.NumField() {
 		name := jsonName(v.Type().Field(i))
 		if v.Field(i).String() != "" {
 			continue
 		}
-		gen, ok := generators[name]
+		gen, ok := gens[name]
 		if !ok {
 			panic("devenv: no generator for secret " + name) // a field added without one
 		}

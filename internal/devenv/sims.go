@@ -18,14 +18,19 @@ import (
 	"github.com/backlothq/backlot/jobs"
 )
 
-// demoUsers are the marketplace's seeded users; each gets demoPassword.
-var demoUsers = []struct {
+// demoSeed is a marketplace user to seed, with its listings.
+type demoSeed struct {
 	email, first, last string
 	listings           []string
-}{
-	{"alice@backlot.dev", "Alice", "Provider", []string{"Pottery wheel, weekend rental", "Kiln time, per hour"}},
-	{"bob@backlot.dev", "Bob", "Customer", nil},
-	{"carol@backlot.dev", "Carol", "Operator", []string{"Guided city walk"}},
+}
+
+// demoSeeds are the marketplace's seeded users; each gets demoPassword.
+func demoSeeds() []demoSeed {
+	return []demoSeed{
+		{"alice@backlot.dev", "Alice", "Provider", []string{"Pottery wheel, weekend rental", "Kiln time, per hour"}},
+		{"bob@backlot.dev", "Bob", "Customer", nil},
+		{"carol@backlot.dev", "Carol", "Operator", []string{"Guided city walk"}},
+	}
 }
 
 // startSimulators builds every simulator and serves each on its listener
@@ -68,6 +73,11 @@ func (e *Env) startSimulators(lns []net.Listener) error {
 	if err != nil {
 		return fail(fmt.Errorf("token issuer simulator: %w", err))
 	}
+	if err := checkCallbackSource(); err != nil {
+		e.log.Warn("the ID-verification simulator cannot send its callbacks from "+idv.CallbackSourceDefault+
+			": step 2 of the demo page will not complete", "error", err.Error(),
+			"fix", "add the address to the loopback interface (macOS: sudo ifconfig lo0 alias 127.0.0.2 up)")
+	}
 	handlers := []http.Handler{marketplaceHandler{e}, e.oauth, e.idv, e.pay, e.part, e.iss}
 	errLog := slog.NewLogLogger(e.log.Handler(), slog.LevelWarn)
 	for i, h := range handlers {
@@ -78,10 +88,21 @@ func (e *Env) startSimulators(lns []net.Listener) error {
 	return nil
 }
 
+// checkCallbackSource tells whether this machine can send from the ID
+// vendor's callback address (Linux routes all of 127.0.0.0/8 to loopback;
+// macOS has only 127.0.0.1 unless told otherwise).
+func checkCallbackSource() error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(idv.CallbackSourceDefault, "0"))
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
 // seedMarketplace adds the demo users, with passwords, and their listings.
 func (e *Env) seedMarketplace() {
-	e.DemoUsers = e.DemoUsers[:0]
-	for _, d := range demoUsers {
+	var users []DemoUser
+	for _, d := range demoSeeds() {
 		id := e.market.AddUser(d.email, demoPassword, marketplace.Profile{
 			FirstName: d.first, LastName: d.last,
 			PublicData: map[string]any{"role": d.last},
@@ -89,8 +110,19 @@ func (e *Env) seedMarketplace() {
 		for _, title := range d.listings {
 			e.market.AddListing(id, marketplace.Listing{Title: title, Description: "Demo listing of " + d.first + "."})
 		}
-		e.DemoUsers = append(e.DemoUsers, DemoUser{Email: d.email, Password: demoPassword, Name: d.first + " " + d.last, ID: id})
+		users = append(users, DemoUser{Email: d.email, Password: demoPassword, Name: d.first + " " + d.last, ID: id})
 	}
+	e.usersMu.Lock()
+	e.demoUsers = users
+	e.usersMu.Unlock()
+}
+
+// DemoUsers returns the marketplace's demo users. Their ids change when
+// the marketplace is reset (and on every start).
+func (e *Env) DemoUsers() []DemoUser {
+	e.usersMu.Lock()
+	defer e.usersMu.Unlock()
+	return append([]DemoUser(nil), e.demoUsers...)
 }
 
 // resetMarketplace empties the marketplace and seeds it again.

@@ -28,8 +28,9 @@ func (e *Env) PrintSummary(w io.Writer) error {
 	fmt.Fprintf(tw, "  issuer\t%s\tJWKS token issuer\n", e.URLs.Issuer)
 	tw.Flush()
 	fmt.Fprintf(&b, "\n  every simulator: POST /_sim/reset, /_sim/faults to inject latency, 5xx, 429 and timeouts\n")
-	users := make([]string, len(e.DemoUsers))
-	for i, u := range e.DemoUsers {
+	demo := e.DemoUsers()
+	users := make([]string, len(demo))
+	for i, u := range demo {
 		users[i] = u.Email
 	}
 	fmt.Fprintf(&b, "  marketplace users: %s (password %s)\n", strings.Join(users, ", "), demoPassword)

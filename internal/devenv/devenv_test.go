@@ -161,6 +161,14 @@ func TestStartServesEverything(t *testing.T) {
 		t.Errorf("GET /: %d Location %q", a.status, a.header.Get("Location"))
 	}
 
+	// The demo API's unsafe calls refuse another site's page.
+	for _, path := range []string{"api/staff-token", "api/idv/start", "api/queue/send", "api/reset-simulators"} {
+		a := do(t, nil, "POST", env.URLs.Demo+path, nil, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
+		if a.status != http.StatusForbidden {
+			t.Errorf("cross-site POST %s: %d, want 403", path, a.status)
+		}
+	}
+
 	var out bytes.Buffer
 	if err := env.PrintSummary(&out); err != nil {
 		t.Fatal(err)
@@ -442,6 +450,14 @@ func TestMarketplaceResetReseeds(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // the dev rate limit: one query a second
 	if a := login(); a.status != 200 {
 		t.Errorf("login after reset: %d %s", a.status, a.body)
+	}
+	// The demo page's reset does the same for every simulator.
+	if a := do(t, nil, "POST", env.URLs.Demo+"api/reset-simulators", nil, nil); a.status != 200 {
+		t.Fatalf("reset simulators: %d %s", a.status, a.body)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if a := login(); a.status != 200 {
+		t.Errorf("login after the demo page's reset: %d %s", a.status, a.body)
 	}
 }
 

@@ -106,6 +106,7 @@ Start with:  backlot serve --config examples/quickstart/backlot.yaml`,
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
 		newServeCmd(g),
+		newDevCmd(g),
 		newMigrateCmd(g),
 		newConfigCmd(g),
 		newTokenCmd(g),

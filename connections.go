@@ -2,6 +2,7 @@ package backlot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,19 +16,19 @@ import (
 var (
 	// ErrNotConnected: the principal has not connected this account, or
 	// has logged out.
-	ErrNotConnected = connect.ErrNotConnected
+	ErrNotConnected = errors.New("not connected")
 	// ErrConnectionExpired: the third party refused the refresh token;
 	// the user must connect again (on_expired has been enqueued).
-	ErrConnectionExpired = connect.ErrExpired
+	ErrConnectionExpired = errors.New("connection expired: connect again")
 	// ErrConnectionUnavailable: the access token has expired and the
 	// third party could not refresh it (network, 5xx); retried with
 	// backoff on later calls.
-	ErrConnectionUnavailable = connect.ErrUnavailable
+	ErrConnectionUnavailable = errors.New("connection unavailable: the third party could not refresh the token")
 )
 
 // ErrSecretNotFound is returned by Secrets.Get and Secrets.Delete for a
 // secret that does not exist. It matches ErrNotFound too.
-var ErrSecretNotFound = secrets.ErrNotFound
+var ErrSecretNotFound = errors.New("secret not found")
 
 // SecretScope is whom a secret belongs to: a principal by Tenant and
 // Subject (a Stripe account and user, say), or, when System is set, a named
@@ -64,19 +65,20 @@ func (a *App) Secrets() *Secrets { return a.secrets }
 
 // Put sets the secret name of scope to value, replacing any earlier one.
 func (s *Secrets) Put(ctx context.Context, scope SecretScope, name string, value []byte) error {
-	return s.s.Put(ctx, scope.internal(), name, value)
+	return public(s.s.Put(ctx, scope.internal(), name, value))
 }
 
 // Get returns the secret name of scope; an error matching
 // ErrSecretNotFound when there is none.
 func (s *Secrets) Get(ctx context.Context, scope SecretScope, name string) ([]byte, error) {
-	return s.s.Get(ctx, scope.internal(), name)
+	v, err := s.s.Get(ctx, scope.internal(), name)
+	return v, public(err)
 }
 
 // Delete removes the secret name of scope; an error matching
 // ErrSecretNotFound when there was none.
 func (s *Secrets) Delete(ctx context.Context, scope SecretScope, name string) error {
-	return s.s.Delete(ctx, scope.internal(), name)
+	return public(s.s.Delete(ctx, scope.internal(), name))
 }
 
 // Connection is one configured OAuth connection, for calling the third
@@ -100,7 +102,8 @@ func (a *App) Connection(name string) *Connection {
 // ErrConnectionExpired or ErrConnectionUnavailable. Cancelling ctx ends
 // the wait, never a refresh in progress.
 func (c *Connection) Token(ctx context.Context, p *auth.Principal) (string, error) {
-	return c.c.Token(ctx, p)
+	tok, err := c.c.Token(ctx, p)
+	return tok, public(err)
 }
 
 // Client returns an HTTP client that adds p's access token to every
@@ -125,7 +128,7 @@ func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	tok, err := t.c.Token(t.ctx, t.p)
 	if err != nil {
 		closeBody(r)
-		return nil, fmt.Errorf("connection %q: %w", t.c.Name(), err)
+		return nil, fmt.Errorf("connection %q: %w", t.c.Name(), public(err))
 	}
 	resp, err := t.base.RoundTrip(withBearer(r, tok))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || (r.Body != nil && r.GetBody == nil) {

@@ -6,13 +6,62 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/backlothq/backlot/internal/connect"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/marketplace/refs"
+	"github.com/backlothq/backlot/internal/secrets"
 	"github.com/backlothq/backlot/internal/store"
 )
 
 // ErrNotFound is returned (wrapped) when a row a call names does not
-// exist: a QueryRow with no row inside WriteTx, a job id that is gone.
-var ErrNotFound = store.ErrNotFound
+// exist: a QueryRow with no row inside WriteTx, a secret that was never
+// put.
+var ErrNotFound = errors.New("not found")
+
+// public makes the errors of backlot's internal packages match the public
+// sentinels a Go user knows (errors.Is), keeping the cause's text and
+// chain. It is applied where an exported method returns.
+func public(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pub []error
+	for _, m := range publicErrors {
+		if errors.Is(err, m.internal) && !errors.Is(err, m.public) {
+			pub = append(pub, m.public)
+		}
+	}
+	if len(pub) == 0 {
+		return err
+	}
+	return &publicError{cause: err, public: pub}
+}
+
+// publicErrors pairs internal sentinels with their public twins.
+var publicErrors = []struct{ internal, public error }{
+	{store.ErrNotFound, ErrNotFound},
+	{secrets.ErrNotFound, ErrSecretNotFound},
+	{connect.ErrNotConnected, ErrNotConnected},
+	{connect.ErrExpired, ErrConnectionExpired},
+	{connect.ErrUnavailable, ErrConnectionUnavailable},
+	{refs.ErrMalformed, ErrRefMalformed},
+	{refs.ErrInvalid, ErrRefInvalid},
+	{refs.ErrWrongPurpose, ErrRefWrongPurpose},
+	{refs.ErrUnknown, ErrRefUnknown},
+	{refs.ErrExpired, ErrRefExpired},
+	{refs.ErrUsed, ErrRefUsed},
+	{refs.ErrRetiredKey, ErrRefRetiredKey},
+	{refs.ErrTooLong, ErrRefTooLong},
+}
+
+// publicError is an internal error that also matches public sentinels.
+type publicError struct {
+	cause  error
+	public []error
+}
+
+func (e *publicError) Error() string   { return e.cause.Error() }
+func (e *publicError) Unwrap() []error { return append([]error{e.cause}, e.public...) }
 
 // Error is an error a handler answers with: an HTTP status, a stable
 // machine code and the messages of backlot's JSON error envelope

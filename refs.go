@@ -2,6 +2,7 @@ package backlot
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/backlothq/backlot/internal/marketplace/refs"
@@ -10,22 +11,22 @@ import (
 // Errors a sealed reference is refused with; match them with errors.Is.
 var (
 	// ErrRefMalformed: not a reference at all, or truncated.
-	ErrRefMalformed = refs.ErrMalformed
+	ErrRefMalformed = errors.New("malformed reference")
 	// ErrRefInvalid: altered, or (inline) issued for another purpose.
-	ErrRefInvalid = refs.ErrInvalid
+	ErrRefInvalid = errors.New("invalid reference")
 	// ErrRefWrongPurpose: a stored reference issued for another purpose.
-	ErrRefWrongPurpose = refs.ErrWrongPurpose
+	ErrRefWrongPurpose = errors.New("reference issued for another purpose")
 	// ErrRefUnknown: a stored reference never issued, deleted, or pruned
 	// after it expired.
-	ErrRefUnknown = refs.ErrUnknown
+	ErrRefUnknown = errors.New("unknown reference")
 	// ErrRefExpired: past its ttl.
-	ErrRefExpired = refs.ErrExpired
+	ErrRefExpired = errors.New("reference expired")
 	// ErrRefUsed: a single-use reference another consumer already opened.
-	ErrRefUsed = refs.ErrUsed
+	ErrRefUsed = errors.New("reference already used")
 	// ErrRefRetiredKey: sealed under a key no longer in keys.
-	ErrRefRetiredKey = refs.ErrRetiredKey
+	ErrRefRetiredKey = errors.New("reference sealed under a retired key")
 	// ErrRefTooLong: Issue could not meet maxLen (below 22 characters).
-	ErrRefTooLong = refs.ErrTooLong
+	ErrRefTooLong = errors.New("reference would exceed maxLen")
 )
 
 // Refs issues and opens sealed references: opaque URL-safe strings a third
@@ -72,7 +73,8 @@ func (r *Refs) Issue(ctx context.Context, payload []byte, purpose string, ttl ti
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return r.r.Issue(ctx, payload, purpose, ttl, maxLen, &o.issue)
+	ref, err := r.r.Issue(ctx, payload, purpose, ttl, maxLen, &o.issue)
+	return ref, public(err)
 }
 
 // Open returns the payload of ref if it was issued for purpose and is
@@ -82,10 +84,11 @@ func (r *Refs) Open(ctx context.Context, ref, purpose string, opts ...RefOption)
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return r.r.Open(ctx, ref, purpose, &o.open)
+	payload, err := r.r.Open(ctx, ref, purpose, &o.open)
+	return payload, public(err)
 }
 
 // Delete removes a stored reference so it never opens again (once the
 // work it authorised is done, say). Inline references cannot be deleted:
 // they live until they expire.
-func (r *Refs) Delete(ctx context.Context, ref string) error { return r.r.Delete(ctx, ref) }
+func (r *Refs) Delete(ctx context.Context, ref string) error { return public(r.r.Delete(ctx, ref)) }

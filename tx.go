@@ -32,12 +32,12 @@ type Row struct {
 
 // Scan copies the row's columns into dest; with no row it returns an error
 // matching ErrNotFound.
-func (r *Row) Scan(dest ...any) error { return r.r.Scan(dest...) }
+func (r *Row) Scan(dest ...any) error { return public(r.r.Scan(dest...)) }
 
 // WriteTx runs fn in one write transaction and commits if fn returns nil;
 // otherwise, or if fn panics, everything it did is rolled back. On SQLite
 // the transaction holds the single writer: keep it short and do no network
 // calls inside it.
 func (a *App) WriteTx(ctx context.Context, fn func(tx *Tx) error) error {
-	return a.store.RunTx(ctx, func(t store.Tx) error { return fn(&Tx{tx: t}) })
+	return public(a.store.RunTx(ctx, func(t store.Tx) error { return fn(&Tx{tx: t}) }))
 }

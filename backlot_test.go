@@ -376,3 +376,47 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestRefsPublicErrors: a Go user matches a refused reference with the
+// root package's sentinels.
+func TestRefsPublicErrors(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{
+		Server: config.Server{Listen: "127.0.0.1:0"},
+		Store:  config.Store{URL: "sqlite://" + filepath.Join(t.TempDir(), "app.db")},
+		Keys:   []config.Key{{ID: "k1", Secret: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}},
+	}
+	app, err := backlot.New(backlot.WithConfig(cfg), backlot.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	ctx := context.Background()
+	inline, err := app.Refs().Issue(ctx, []byte("u-1"), "idv", time.Hour, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := app.Refs().Issue(ctx, []byte("u-1"), "idv", time.Hour, 100, backlot.RefSingleUse())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Refs().Open(ctx, stored, "idv"); err != nil {
+		t.Fatalf("first open: %v", err)
+	}
+	cases := []struct {
+		name, ref, purpose string
+		want               error
+	}{
+		{"garbage", "not-a-reference", "idv", backlot.ErrRefMalformed},
+		{"other purpose, inline", inline, "payout", backlot.ErrRefInvalid},
+		{"single use, opened twice", stored, "idv", backlot.ErrRefUsed},
+	}
+	for _, c := range cases {
+		if _, err := app.Refs().Open(ctx, c.ref, c.purpose); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	if _, err := app.Refs().Issue(ctx, []byte("u-1"), "idv", time.Hour, 10); !errors.Is(err, backlot.ErrRefTooLong) {
+		t.Errorf("maxLen 10: %v, want ErrRefTooLong", err)
+	}
+}

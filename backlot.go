@@ -327,6 +327,14 @@ func (a *App) warnUnhandledKinds() {
 			sources[m.Events.Job] = append(sources[m.Events.Job], "marketplaces."+name+".events")
 		}
 	}
+	for name, c := range a.cfg.Connections {
+		if c.OnExpired != "" {
+			sources[c.OnExpired] = append(sources[c.OnExpired], "connections."+name+".on_expired")
+		}
+		if c.OnRecovered != "" {
+			sources[c.OnRecovered] = append(sources[c.OnRecovered], "connections."+name+".on_recovered")
+		}
+	}
 	kinds := make([]string, 0, len(sources))
 	for k := range sources {
 		kinds = append(kinds, k)

@@ -307,6 +307,14 @@ func TestWarnsAboutKindsWithoutWorker(t *testing.T) {
 			{Name: "reminders", Cron: "0 9 * * *", Job: "reminders.send"},
 			{Name: "sweep", Cron: "@hourly", Job: "sweep.run"},
 		},
+		Keys: []config.Key{{ID: "k1", Secret: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}},
+		Authenticators: map[string]config.Authenticator{
+			"users": {Type: config.AuthHS256, Secret: strings.Repeat("s", 32)},
+		},
+		Connections: map[string]config.Connection{
+			"acme": {AuthorizeURL: "https://acme.example/authorize", TokenURL: "https://acme.example/token", ClientID: "c",
+				Auth: []string{"users"}, OnExpired: "acme.expired", OnRecovered: "sweep.run"},
+		},
 	}
 	var logs syncBuffer
 	app, err := backlot.New(backlot.WithConfig(cfg), backlot.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
@@ -348,6 +356,7 @@ func TestWarnsAboutKindsWithoutWorker(t *testing.T) {
 	want := map[string]string{
 		"vendor.event":   "webhooks[0] (/webhooks/vendor), webhooks[1] (/webhooks/other)",
 		"reminders.send": "schedules[0] (reminders)",
+		"acme.expired":   "connections.acme.on_expired",
 	}
 	if len(warned) != len(want) {
 		t.Errorf("warned about %v, want exactly %v\nlogs:\n%s", warned, want, logs.String())

@@ -61,6 +61,8 @@ type Store interface {
 	RateLimitStore
 	EventCheckpointStore
 	ConnectionStore
+	AuditStore
+	ConsoleStore
 }
 
 // Options tune Open for either backend.

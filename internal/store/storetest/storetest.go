@@ -21,4 +21,5 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	runTx(t, open)
 	runSecrets(t, open)
 	runMarketplace(t, open)
+	runAudit(t, open)
 }

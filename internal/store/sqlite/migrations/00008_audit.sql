@@ -1,0 +1,28 @@
+-- +goose Up
+-- The audit log: who did what to which rows, when, from where. Times are
+-- Unix microseconds (the same on both backends, so one INSERT serves both).
+CREATE TABLE backlot_audit (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    actor   TEXT    NOT NULL,
+    action  TEXT    NOT NULL,
+    target  TEXT    NOT NULL,
+    count   INTEGER NOT NULL,
+    detail  TEXT    NOT NULL,
+    address TEXT    NOT NULL
+);
+-- Retention deletes by time.
+CREATE INDEX backlot_audit_at ON backlot_audit (at);
+CREATE INDEX backlot_audit_action ON backlot_audit (action, id);
+
+-- The console lists jobs newest first by state or by kind and counts them
+-- (capped): both walk these indexes in id order and stop early. Two
+-- indexes, not three: every job write maintains them, and a filter on both
+-- kind and state walks one of them (see docs/BENCHMARKS.md).
+CREATE INDEX backlot_jobs_state_id ON backlot_jobs (state, id);
+CREATE INDEX backlot_jobs_kind_id ON backlot_jobs (kind, id);
+
+-- +goose Down
+DROP INDEX backlot_jobs_kind_id;
+DROP INDEX backlot_jobs_state_id;
+DROP TABLE backlot_audit;

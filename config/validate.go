@@ -36,6 +36,8 @@ const (
 	// wants a key at least as long as its output.
 	HS256SecretMinBytes    = 32
 	SessionTTLDefault      = 12 * time.Hour
+	ConsolePathDefault     = "/_/"
+	AuditRetentionDefault  = 90 * 24 * time.Hour
 	SessionCookieDefault   = "backlot_session"
 	ToleranceDefault       = 5 * time.Minute
 	QueueDefault           = "default"
@@ -122,6 +124,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.CORS.MaxAge == 0 {
 		c.CORS.MaxAge = Duration(CORSMaxAgeDefault)
+	}
+	if c.Console.Path == "" && len(c.Console.Auth)+len(c.Console.Admin) > 0 {
+		c.Console.Path = ConsolePathDefault
+	}
+	if c.Audit.Retention == 0 {
+		c.Audit.Retention = Duration(AuditRetentionDefault)
 	}
 
 	for name, a := range c.Authenticators {
@@ -355,6 +363,7 @@ func (c *Config) Validate() error {
 	v.jobs()
 	v.schedules()
 	v.console()
+	v.audit()
 	if len(v.issues) == 0 {
 		return nil
 	}
@@ -1230,17 +1239,24 @@ func (v *validator) schedules() {
 
 func (v *validator) console() {
 	c := v.c.Console
-	if c.Path == "" {
-		if len(c.Auth) > 0 {
-			v.add("console.path", "is required when console.auth is set (the console is off without a path)")
+	if len(c.Auth) == 0 {
+		if len(c.Admin) > 0 {
+			v.add("console.auth", "at least one authenticator is required when console.admin is set (admin may act, auth may look)")
+		} else if c.Path != "" {
+			v.add("console.auth", "at least one authenticator is required: the console is an admin UI (it is off without one)")
 		}
 		return
 	}
-	if !strings.HasPrefix(c.Path, "/") || strings.ContainsAny(c.Path, " \t{}") {
-		v.add("console.path", "want a path starting with /, got %q", clip(c.Path))
-	}
-	if len(c.Auth) == 0 {
-		v.add("console.auth", "at least one authenticator is required: the console is an admin UI")
+	if !strings.HasPrefix(c.Path, "/") || !strings.HasSuffix(c.Path, "/") || strings.ContainsAny(c.Path, " \t{}") ||
+		strings.Contains(c.Path, "//") {
+		v.add("console.path", "want a path that starts and ends with /, such as /_/, got %q", clip(c.Path))
 	}
 	v.authNames("console.auth", c.Auth)
+	v.authNames("console.admin", c.Admin)
+}
+
+func (v *validator) audit() {
+	if v.c.Audit.Retention < 0 {
+		v.add("audit.retention", "must be positive, got %s", v.c.Audit.Retention)
+	}
 }

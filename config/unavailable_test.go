@@ -66,8 +66,8 @@ func TestNotYetAvailableAccepted(t *testing.T) {
 func TestNotYetAvailableBuiltInCode(t *testing.T) {
 	t.Parallel()
 	c := &Config{
-		Server:       Server{Listen: "127.0.0.1:0"},
-		Console:      Console{Path: "/_/"},
+		Server:  Server{Listen: "127.0.0.1:0"},
+		Console: Console{Path: "/_/"},
 	}
 	err := c.finish(nil, nil, testTable)
 	want := "console: not available yet in this version"

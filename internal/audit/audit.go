@@ -51,7 +51,8 @@ func CLIActor() string {
 type JanitorConfig struct {
 	// Store holds the log. Required.
 	Store store.AuditStore
-	// Retention is how long entries are kept. Required, positive.
+	// Retention is how long entries are kept. Default
+	// store.AuditRetentionDefault (a zero retention would empty the log).
 	Retention time.Duration
 	// Interval between runs. Default IntervalDefault.
 	Interval time.Duration
@@ -72,6 +73,9 @@ type Janitor struct {
 
 // NewJanitor fills in defaults.
 func NewJanitor(cfg JanitorConfig) *Janitor {
+	if cfg.Retention <= 0 {
+		cfg.Retention = store.AuditRetentionDefault
+	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = IntervalDefault
 	}

@@ -234,7 +234,7 @@ func (c *Console) authenticate(w http.ResponseWriter, r *http.Request) (viewer, 
 		var he *httpapi.Error
 		if r.Method == http.MethodGet && errors.As(err, &he) && he.Status == http.StatusUnauthorized &&
 			strings.Contains(r.Header.Get("Accept"), "text/html") {
-			c.render(w, r, "signin", viewer{}, map[string]any{"Next": r.URL.RequestURI()}, http.StatusUnauthorized)
+			c.render(w, r, "signin", viewer{}, map[string]any{"Next": r.URL.RequestURI(), "Sessions": c.sessions()}, http.StatusUnauthorized)
 			return viewer{}, false
 		}
 		httpapi.WriteError(w, r, err)
@@ -245,6 +245,18 @@ func (c *Console) authenticate(w http.ResponseWriter, r *http.Request) (viewer, 
 		v.CSRF = tok
 	}
 	return v, true
+}
+
+// sessions names the session authenticators among those that may look:
+// the ones the sign-in page can open a session with.
+func (c *Console) sessions() []string {
+	var out []string
+	for _, n := range c.names {
+		if a, ok := c.cfg.Auth.Get(n); ok && a.Type() == config.AuthSession {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // page is the data of every template.

@@ -9,7 +9,8 @@
     ev.preventDefault();
     var out = document.getElementById("signin-error");
     var token = document.getElementById("token").value.trim();
-    fetch(form.getAttribute("action"), {
+    var who = document.getElementById("authenticator").value;
+    fetch(form.getAttribute("action") + "?authenticator=" + encodeURIComponent(who), {
       method: "POST",
       credentials: "same-origin",
       headers: { "Authorization": "Bearer " + token }

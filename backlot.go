@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/backlothq/backlot/internal/audit"
 	"github.com/backlothq/backlot/internal/authn"
 
 	"github.com/backlothq/backlot/auth"
@@ -68,6 +69,8 @@ type App struct {
 	jobs     *Jobs
 	markets  map[string]*Marketplace
 	pollers  []*events.Poller
+	// auditJanitor deletes audit entries older than audit.retention.
+	auditJanitor *audit.Janitor
 
 	// workerMu guards workers: the job kinds with a worker in this process
 	// (App.Worker and webhook forwarders), for the start-up warning.
@@ -233,6 +236,9 @@ func (a *App) build(ctx context.Context) error {
 		return fmt.Errorf("proxy routes: %w", err)
 	}
 	a.conns.Register(a.mux)
+	if err := a.buildConsole(); err != nil {
+		return err
+	}
 
 	corsMW, err := cors.New(cfg.CORS)
 	if err != nil {
@@ -387,6 +393,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return fmt.Errorf("start job engine: %w", err)
 	}
+	if err := a.auditJanitor.Start(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start audit janitor: %w", err)
+	}
 	a.warnUnhandledKinds()
 	if err := a.startPollers(ctx); err != nil {
 		ln.Close()
@@ -398,6 +408,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
 	a.stopPollers(sctx)
+	if err := a.auditJanitor.Stop(sctx); err != nil {
+		a.log.Warn("stopping audit janitor", "error", err.Error())
+	}
 	if err := a.engine.Stop(sctx); err != nil {
 		a.log.Warn("stopping job engine", "error", err.Error())
 	}

@@ -29,6 +29,7 @@ type Config struct {
 	Jobs           Jobs                     `yaml:"jobs"`
 	Schedules      []Schedule               `yaml:"schedules"`
 	Console        Console                  `yaml:"console"`
+	Audit          Audit                    `yaml:"audit"`
 
 	// File is the path the configuration was read from ("" when built in code).
 	File string `yaml:"-"`
@@ -424,10 +425,23 @@ type Schedule struct {
 	Payload string `yaml:"payload"` // JSON, default "{}"
 }
 
-// Console configures the admin UI.
+// Console configures the admin UI. It is served when Auth names at least
+// one authenticator.
 type Console struct {
-	Path string   `yaml:"path"`
+	// Path is where the console is mounted; it starts and ends with "/".
+	// Default "/_/".
+	Path string `yaml:"path"`
+	// Auth names the authenticators whose callers may look.
 	Auth []string `yaml:"auth"`
+	// Admin names the authenticators whose callers may also act (retry,
+	// cancel); they may look too. Default none: a read-only console.
+	Admin []string `yaml:"admin"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// Retention is how long entries are kept. Default 2160h (90 days).
+	Retention Duration `yaml:"retention"`
 }
 
 // Duration is a time.Duration read from a Go duration string ("30s", "1h").

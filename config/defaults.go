@@ -26,6 +26,8 @@ const (
 	// wants a key at least as long as its output.
 	HS256SecretMinBytes    = 32
 	SessionTTLDefault      = 12 * time.Hour
+	ConsolePathDefault     = "/_/"
+	AuditRetentionDefault  = 90 * 24 * time.Hour
 	SessionCookieDefault   = "backlot_session"
 	ToleranceDefault       = 5 * time.Minute
 	QueueDefault           = "default"
@@ -105,6 +107,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.CORS.MaxAge == 0 {
 		c.CORS.MaxAge = Duration(CORSMaxAgeDefault)
+	}
+	if c.Console.Path == "" && len(c.Console.Auth)+len(c.Console.Admin) > 0 {
+		c.Console.Path = ConsolePathDefault
+	}
+	if c.Audit.Retention == 0 {
+		c.Audit.Retention = Duration(AuditRetentionDefault)
 	}
 
 	for name, a := range c.Authenticators {

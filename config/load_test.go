@@ -666,6 +666,12 @@ func TestFullExample(t *testing.T) {
 	// each with its line, and nothing else is wrong with the file.
 	env["ERP_SECRET"] = "erp"
 	_, err = Load(full, envMap(env))
+	if len(notYetAvailable()) == 0 {
+		if err != nil {
+			t.Fatalf("Load(full.yaml) = %v, want it accepted (every key is built)", err)
+		}
+		return
+	}
 	var ce *Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("Load(full.yaml) = %v, want the not-yet-available keys refused", err)

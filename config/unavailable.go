@@ -17,9 +17,7 @@ import (
 // and Load, Prepare, `backlot config check` and `backlot serve` accept the
 // key again, with the validation rules already in validate.go.
 func notYetAvailable() []string {
-	return []string{
-		"console",
-	}
+	return []string{}
 }
 
 // unavailableMsg is the message of a refused key.

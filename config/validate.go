@@ -78,6 +78,7 @@ func (c *Config) Validate() error {
 	v.jobs()
 	v.schedules()
 	v.console()
+	v.audit()
 	if len(v.issues) == 0 {
 		return nil
 	}
@@ -953,17 +954,24 @@ func (v *validator) schedules() {
 
 func (v *validator) console() {
 	c := v.c.Console
-	if c.Path == "" {
-		if len(c.Auth) > 0 {
-			v.add("console.path", "is required when console.auth is set (the console is off without a path)")
+	if len(c.Auth) == 0 {
+		if len(c.Admin) > 0 {
+			v.add("console.auth", "at least one authenticator is required when console.admin is set (admin may act, auth may look)")
+		} else if c.Path != "" {
+			v.add("console.auth", "at least one authenticator is required: the console is an admin UI (it is off without one)")
 		}
 		return
 	}
-	if !strings.HasPrefix(c.Path, "/") || strings.ContainsAny(c.Path, " \t{}") {
-		v.add("console.path", "want a path starting with /, got %q", clip(c.Path))
-	}
-	if len(c.Auth) == 0 {
-		v.add("console.auth", "at least one authenticator is required: the console is an admin UI")
+	if !strings.HasPrefix(c.Path, "/") || !strings.HasSuffix(c.Path, "/") || strings.ContainsAny(c.Path, " \t{}") ||
+		strings.Contains(c.Path, "//") {
+		v.add("console.path", "want a path that starts and ends with /, such as /_/, got %q", clip(c.Path))
 	}
 	v.authNames("console.auth", c.Auth)
+	v.authNames("console.admin", c.Admin)
+}
+
+func (v *validator) audit() {
+	if v.c.Audit.Retention < 0 {
+		v.add("audit.retention", "must be positive, got %s", v.c.Audit.Retention)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/backlothq/backlot/internal/audit"
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/internal/store/open"
@@ -53,7 +55,7 @@ completes first.`,
 
 // withEngine opens the store (refusing a schema that is behind) and an
 // engine over it that is not started: only its store-backed methods run.
-func withEngine(cmd *cobra.Command, g *globalFlags, fn func(ctx context.Context, e *engine.Engine) error) error {
+func withEngine(cmd *cobra.Command, g *globalFlags, fn func(ctx context.Context, e *engine.Engine, st store.Store) error) error {
 	cfg, err := loadConfig(g)
 	if err != nil {
 		return err
@@ -69,7 +71,22 @@ func withEngine(cmd *cobra.Command, g *globalFlags, fn func(ctx context.Context,
 	if err != nil {
 		return &exitError{Code: 2, Err: err}
 	}
-	return fn(ctx, e)
+	return fn(ctx, e, st)
+}
+
+// cliAudit appends one entry to the audit log for a change made from the
+// command line. The change is done by then, so a failure to record it is
+// reported but does not undo it.
+func cliAudit(ctx context.Context, cmd *cobra.Command, st store.AuditStore, e store.AuditEntry) error {
+	e.Actor = audit.CLIActor()
+	e.At = time.Now()
+	if host, err := os.Hostname(); err == nil {
+		e.Address = "host " + host
+	}
+	if _, err := st.InsertAudit(ctx, e); err != nil {
+		return fmt.Errorf("the change is made, but writing the audit log failed: %w", err)
+	}
+	return nil
 }
 
 func parseJobID(s string) (int64, error) {
@@ -142,7 +159,7 @@ func newJobsListCmd(g *globalFlags, asJSON *bool) *cobra.Command {
 			if limit <= 0 {
 				return &exitError{Code: 2, Err: fmt.Errorf("--limit %d: want a positive number", limit)}
 			}
-			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine) error {
+			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine, st store.Store) error {
 				js, err := e.List(ctx, f)
 				if err != nil {
 					return err
@@ -218,7 +235,7 @@ func newJobsShowCmd(g *globalFlags, asJSON *bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine) error {
+			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine, st store.Store) error {
 				j, err := e.Get(ctx, id)
 				if err != nil {
 					return jobError(id, err)
@@ -285,10 +302,14 @@ func newJobsTransitionCmd(g *globalFlags, asJSON *bool, name, short, long string
 			if err != nil {
 				return err
 			}
-			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine) error {
+			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine, st store.Store) error {
 				j, err := op(e, ctx, id)
 				if err != nil {
 					return jobError(id, err)
+				}
+				if err := cliAudit(ctx, cmd, st, store.AuditEntry{Action: "job." + name, Target: fmt.Sprintf("job %d", id),
+					Count: 1, Detail: fmt.Sprintf(`{"ids":[%d],"state":%q}`, id, j.State)}); err != nil {
+					return err
 				}
 				if *asJSON {
 					return writeJSON(cmd.OutOrStdout(), j)
@@ -315,22 +336,27 @@ finished more than --older-than ago, with their logs. Dedupe keys are kept.`,
 		Example: `  backlot jobs purge --state failed --older-than 72h`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := parseState(state, true)
+			fst, err := parseState(state, true)
 			if err != nil {
 				return err
 			}
 			if olderThan < 0 {
 				return &exitError{Code: 2, Err: fmt.Errorf("--older-than %s: must not be negative", olderThan)}
 			}
-			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine) error {
-				n, err := e.Purge(ctx, st, olderThan)
+			return withEngine(cmd, g, func(ctx context.Context, e *engine.Engine, db store.Store) error {
+				n, err := e.Purge(ctx, fst, olderThan)
 				if err != nil {
+					return err
+				}
+				if err := cliAudit(ctx, cmd, db, store.AuditEntry{Action: store.AuditJobPurge,
+					Target: fmt.Sprintf("state=%s older_than=%s", fst, olderThan), Count: n,
+					Detail: fmt.Sprintf(`{"state":%q,"older_than":%q}`, fst, olderThan)}); err != nil {
 					return err
 				}
 				if *asJSON {
 					return writeJSON(cmd.OutOrStdout(), map[string]int64{"deleted": n})
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "deleted %d %s jobs\n", n, st)
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %d %s jobs\n", n, fst)
 				return nil
 			})
 		},

@@ -98,6 +98,29 @@ func TestJobsCmd(t *testing.T) {
 	if code, out, errs := cli("jobs", "purge", "--state", "cancelled", "--older-than", "0s"); code != 0 || !strings.Contains(out, "deleted 1 cancelled") {
 		t.Fatalf("purge: exit %d %s%s", code, out, errs)
 	}
+	// Each change left exactly one audit entry, by the command line.
+	entries, err := db.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAudit := []struct {
+		action, target string
+		count          int64
+	}{
+		{store.AuditJobPurge, "state=cancelled older_than=0s", 1},
+		{store.AuditJobCancel, fmt.Sprintf("job %d", waiting), 1},
+		{store.AuditJobRetry, fmt.Sprintf("job %d", failed), 1},
+	}
+	if len(entries) != len(wantAudit) {
+		t.Fatalf("%d audit entries, want %d: %+v", len(entries), len(wantAudit), entries)
+	}
+	for i, w := range wantAudit {
+		e := entries[i]
+		if e.Action != w.action || e.Target != w.target || e.Count != w.count ||
+			(e.Actor != "cli" && !strings.HasPrefix(e.Actor, "cli:")) || time.Since(e.At) > time.Minute {
+			t.Errorf("audit entry %d = %+v, want %s %q count %d by cli", i, e, w.action, w.target, w.count)
+		}
+	}
 
 	for _, tc := range []struct {
 		args []string

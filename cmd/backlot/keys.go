@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -129,6 +130,14 @@ committed. --dry-run only counts.`,
 					}
 				},
 			})
+			if !dryRun {
+				detail, _ := json.Marshal(map[string]any{"to_key": res.Current, "rotated": res.Rotated,
+					"skipped": res.Skipped, "total": res.Total, "complete": err == nil})
+				if aerr := cliAudit(ctx, cmd, st, store.AuditEntry{Action: store.AuditKeysRotate,
+					Target: "keys to " + res.Current, Count: res.Rotated, Detail: string(detail)}); aerr != nil && err == nil {
+					err = aerr
+				}
+			}
 			if err != nil {
 				if res.Total > 0 && !dryRun {
 					return fmt.Errorf("%w\n%d of %d rows were rotated and committed before this; run it again to continue", err, res.Rotated, res.Total)

@@ -198,6 +198,12 @@ func TestKeysRotateAndStatus(t *testing.T) {
 			t.Fatalf("row %v still under %s", r.EncryptedRef, r.KeyID)
 		}
 	}
+	// The rotation (not the dry run) left one audit entry by the command line.
+	entries, err := db.ListAudit(ctx, store.AuditFilter{Action: store.AuditKeysRotate})
+	if err != nil || len(entries) != 1 || entries[0].Count != 30 || !strings.HasPrefix(entries[0].Actor, "cli") ||
+		!strings.Contains(entries[0].Detail, `"to_key":"k1"`) {
+		t.Fatalf("audit entries = %+v, %v", entries, err)
+	}
 
 	// k0 can go now; every value reads with k1 alone.
 	only := f.config(t, "k1")

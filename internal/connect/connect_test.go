@@ -476,6 +476,10 @@ func TestProviderDownThenRecovered(t *testing.T) {
 	if n := e.jobs("connection.expired"); n != 0 {
 		t.Fatalf("on_expired jobs: %d", n)
 	}
+	// Connected (by the user), failing and active again (by backlot): one
+	// audit entry per state change, none for the refusal while failing.
+	e.wantAudit(t, []string{store.AuditConnActive, store.AuditConnFailing, store.AuditConnActive},
+		[]string{b.actor(), store.AuditActorSystem, store.AuditActorSystem})
 }
 
 // TestInvalidGrantExpires: a refused refresh token marks the connection
@@ -506,6 +510,30 @@ func TestInvalidGrantExpires(t *testing.T) {
 	e.connect(t, b, "user-alice")
 	if resp, body := b.do(t, "GET", e.url+"/connect/acme/userinfo"); resp.StatusCode != 200 {
 		t.Fatalf("after reconnecting: %d %s", resp.StatusCode, body)
+	}
+	e.wantAudit(t, []string{store.AuditConnActive, store.AuditConnExpired, store.AuditConnActive},
+		[]string{b.actor(), store.AuditActorSystem, b.actor()})
+}
+
+// wantAudit checks the audit log holds exactly these actions by these
+// actors, oldest first, each naming the connection.
+func (e *env) wantAudit(t *testing.T, actions, actors []string) {
+	t.Helper()
+	got, err := e.st.ListAudit(context.Background(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(actions) {
+		t.Fatalf("%d audit entries, want %d: %+v", len(got), len(actions), got)
+	}
+	for i := range actions {
+		g := got[len(got)-1-i]
+		if g.Action != actions[i] || g.Actor != actors[i] || !strings.HasPrefix(g.Target, "connection acme ") {
+			t.Errorf("audit entry %d = %s by %s on %q, want %s by %s", i, g.Action, g.Actor, g.Target, actions[i], actors[i])
+		}
+		if g.Actor != store.AuditActorSystem && g.Address == "" {
+			t.Errorf("audit entry %d by a user has no address", i)
+		}
 	}
 }
 

@@ -324,3 +324,6 @@ func envelope(t *testing.T, body []byte) (status int, code string) {
 	}
 	return env.ErrorCode, env.Error
 }
+
+// actor is how the audit log names this browser's user.
+func (b *browser) actor() string { return "stripe:" + b.user }

@@ -249,6 +249,10 @@ func (c *Conn) handleCallback(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
+	if err := c.audit(r, st.Authenticator+":"+st.Subject, store.AuditConnActive, scope, now); err != nil {
+		// The connection is made; the log line below still records it.
+		c.set.deps.Logger.ErrorContext(ctx, "connection connected: audit log", "connection", c.name, "error", err.Error())
+	}
 	c.set.deps.Logger.InfoContext(ctx, "connection connected", "connection", c.name, "scope", scope)
 	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: "", Path: "/connect/" + c.name + "/", MaxAge: -1, HttpOnly: true})
 	w.Header().Set("Cache-Control", "no-store")
@@ -460,6 +464,9 @@ func (c *Conn) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if err := c.set.deps.Store.DeleteConnection(ctx, scope, c.name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		httpapi.WriteError(w, r, err)
 		return
+	}
+	if err := c.audit(r, p.Authenticator+":"+p.Subject, store.AuditConnDisconnect, scope, c.set.deps.Now()); err != nil {
+		c.set.deps.Logger.ErrorContext(ctx, "connection logged out: audit log", "connection", c.name, "error", err.Error())
 	}
 	c.set.deps.Logger.InfoContext(ctx, "connection logged out", "connection", c.name, "scope", scope)
 	w.WriteHeader(http.StatusNoContent)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/backlothq/backlot/auth"
+	"github.com/backlothq/backlot/internal/httpapi"
 	"github.com/backlothq/backlot/internal/store"
 	"github.com/backlothq/backlot/jobs"
 )
@@ -195,6 +196,11 @@ func (c *Conn) refreshLocked(ctx context.Context, scope, stale string, force boo
 		if err := c.set.deps.Store.UpdateConnectionTx(ctx, tx, row); err != nil {
 			return err
 		}
+		if wasFailing {
+			if err := c.auditTx(ctx, tx, store.AuditConnActive, row, "refresh succeeded after failures"); err != nil {
+				return err
+			}
+		}
 		if wasFailing && c.cfg.OnRecovered != "" {
 			if err := c.enqueue(ctx, tx, c.cfg.OnRecovered, row, now); err != nil {
 				return err
@@ -222,6 +228,9 @@ func (c *Conn) expire(ctx context.Context, tx store.Tx, row store.Connection, no
 	if err := c.set.deps.Store.UpdateConnectionTx(ctx, tx, row); err != nil {
 		return err
 	}
+	if err := c.auditTx(ctx, tx, store.AuditConnExpired, row, cause.Error()); err != nil {
+		return err
+	}
 	if c.cfg.OnExpired != "" {
 		if err := c.enqueue(ctx, tx, c.cfg.OnExpired, row, now); err != nil {
 			return err
@@ -237,6 +246,7 @@ func (c *Conn) expire(ctx context.Context, tx store.Tx, row store.Connection, no
 // and schedules the next attempt with exponential backoff. The current
 // token is still handed out while it has not expired.
 func (c *Conn) fail(ctx context.Context, tx store.Tx, row store.Connection, t tokens, now time.Time, out *string, outErr *error, cause error) error {
+	wasFailing := row.State == store.ConnectionFailing
 	row.State = store.ConnectionFailing
 	row.Failures++
 	wait := c.set.deps.RetryBase << min(row.Failures-1, 20)
@@ -246,6 +256,11 @@ func (c *Conn) fail(ctx context.Context, tx store.Tx, row store.Connection, t to
 	row.RetryAt, row.UpdatedAt = now.Add(wait), now
 	if err := c.set.deps.Store.UpdateConnectionTx(ctx, tx, row); err != nil {
 		return err
+	}
+	if !wasFailing {
+		if err := c.auditTx(ctx, tx, store.AuditConnFailing, row, cause.Error()); err != nil {
+			return err
+		}
 	}
 	c.count("failed")
 	c.set.deps.Logger.Warn("connection refresh failed; will retry", "connection", c.name, "scope", row.Scope,
@@ -339,4 +354,36 @@ func expiryOf(nt *oauth2.Token, now time.Time) time.Time {
 		return now.Add(time.Duration(secs * float64(time.Second)))
 	}
 	return nt.Expiry
+}
+
+// auditTx records a connection's state change in the audit log, in the
+// transaction that writes the new state: backlot itself is the actor (a
+// refresh outcome), and the detail says why, never a token.
+func (c *Conn) auditTx(ctx context.Context, tx store.Tx, action string, row store.Connection, why string) error {
+	detail, err := json.Marshal(map[string]any{"connection": c.name, "scope": row.Scope, "state": row.State,
+		"failures": row.Failures, "reason": why})
+	if err != nil {
+		return err
+	}
+	return c.set.deps.Store.InsertAuditTx(ctx, tx, store.AuditEntry{
+		At: row.UpdatedAt, Actor: store.AuditActorSystem, Action: action,
+		Target: "connection " + c.name + " " + row.Scope, Count: 1, Detail: string(detail),
+	})
+}
+
+// audit records a state change a user made (connected, disconnected).
+func (c *Conn) audit(r *http.Request, actor, action, scope string, now time.Time) error {
+	detail, err := json.Marshal(map[string]any{"connection": c.name, "scope": scope})
+	if err != nil {
+		return err
+	}
+	addr := ""
+	if ip := httpapi.ClientIP(r); ip.IsValid() {
+		addr = ip.String()
+	}
+	_, err = c.set.deps.Store.InsertAudit(r.Context(), store.AuditEntry{
+		At: now, Actor: actor, Action: action, Target: "connection " + c.name + " " + scope,
+		Count: 1, Detail: string(detail), Address: addr,
+	})
+	return err
 }

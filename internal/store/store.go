@@ -62,6 +62,8 @@ type Store interface {
 	EventCheckpointStore
 	ConnectionStore
 	RefStore
+	AuditStore
+	ConsoleStore
 }
 
 // Options tune Open for either backend.

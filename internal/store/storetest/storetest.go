@@ -22,4 +22,5 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	runSecrets(t, open)
 	runMarketplace(t, open)
 	runRefs(t, open)
+	runAudit(t, open)
 }

@@ -64,14 +64,6 @@ type Starter interface {
 	Stop(ctx context.Context) error
 }
 
-// RouteRegistrar is implemented by authenticators that serve endpoints of
-// their own (session: /auth/session, /auth/csrf, /auth/logout). Set.Register
-// calls it once per authenticator type, on the first such authenticator in
-// name order.
-type RouteRegistrar interface {
-	RegisterRoutes(mux *http.ServeMux)
-}
-
 // Decision outcomes counted in backlot_auth_decisions_total.
 const (
 	OutcomeOK        = "ok"
@@ -118,6 +110,9 @@ type Set struct {
 
 	decisions *prometheus.CounterVec
 	limiter   *ratelimit.Failures
+	// sessions serves /auth/session, /auth/csrf and /auth/logout for the
+	// session authenticators.
+	sessions sessionRoutes
 }
 
 // NewSet builds the configured authenticators. marketplaces are looked up
@@ -134,6 +129,7 @@ func NewSet(cfgs map[string]config.Authenticator, marketplaces map[string]config
 		}, []string{"authenticator", "outcome"})),
 		limiter: ratelimit.NewFailures(FailureRateDefault, FailureBurstDefault, maxLimitedClients),
 	}
+	s.sessions.set = s
 	names := make([]string, 0, len(cfgs))
 	for n := range cfgs {
 		names = append(names, n)
@@ -160,7 +156,12 @@ func NewSet(cfgs map[string]config.Authenticator, marketplaces map[string]config
 			}
 			a, err = newSharetribe(name, cfg, mkt, deps)
 		case config.AuthSession:
-			a, err = newSession(name, cfg, s, deps)
+			login, _ := s.Get(cfg.Login)
+			var sa *sessionAuth
+			if sa, err = newSession(name, cfg, login, deps); err == nil {
+				s.sessions.sessions = append(s.sessions.sessions, sa)
+				a = sa
+			}
 		default:
 			return fmt.Errorf("authenticator %s: unknown type %q", name, cfg.Type)
 		}
@@ -311,15 +312,11 @@ func (s *Set) list(names []string) []*entry {
 	return out
 }
 
-// Register adds GET /auth/whoami, and the endpoints of authenticators that
-// serve their own (RouteRegistrar, once per type).
+// Register adds GET /auth/whoami, and the session endpoints when a
+// session authenticator is configured.
 func (s *Set) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /auth/whoami", s.HandleWhoami)
-	seen := map[string]bool{}
-	for _, e := range s.list(s.Names()) {
-		if rr, ok := e.a.(RouteRegistrar); ok && !seen[e.a.Type()] {
-			seen[e.a.Type()] = true
-			rr.RegisterRoutes(mux)
-		}
+	if len(s.sessions.sessions) > 0 {
+		s.sessions.register(mux)
 	}
 }

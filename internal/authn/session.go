@@ -37,7 +37,6 @@ type sessionAuth struct {
 	login  string
 	ttl    time.Duration
 	cookie http.Cookie // template: Name, Path, Domain, Secure, HttpOnly, SameSite
-	set    *Set
 	deps   Deps
 	store  store.SessionStore
 	cop    *http.CrossOriginProtection
@@ -48,29 +47,28 @@ type sessionAuth struct {
 
 var (
 	_ auth.Authenticator = (*sessionAuth)(nil)
-	_ RouteRegistrar     = (*sessionAuth)(nil)
 	_ Challenger         = (*sessionAuth)(nil)
 )
 
-func newSession(name string, cfg config.Authenticator, set *Set, deps Deps) (auth.Authenticator, error) {
+// newSession builds a session authenticator; login is the authenticator
+// its cfg.Login names (nil when none is configured under that name).
+func newSession(name string, cfg config.Authenticator, login auth.Authenticator, deps Deps) (*sessionAuth, error) {
 	if deps.Store == nil {
 		return nil, errors.New("a session authenticator needs a store")
 	}
 	if cfg.Login == "" {
 		return nil, errors.New("login: name the authenticator that signs callers in")
 	}
-	la, ok := set.Get(cfg.Login)
-	if !ok {
+	if login == nil {
 		return nil, fmt.Errorf("login: authenticator %q is not configured", cfg.Login)
 	}
-	if la.Type() == config.AuthSession {
+	if login.Type() == config.AuthSession {
 		return nil, fmt.Errorf("login: %q is itself a session authenticator", cfg.Login)
 	}
 	a := &sessionAuth{
 		name:  name,
 		login: cfg.Login,
 		ttl:   cfg.TTL.D(),
-		set:   set,
 		deps:  deps,
 		store: deps.Store,
 		cop:   http.NewCrossOriginProtection(),
@@ -215,34 +213,28 @@ func (a *sessionAuth) load(ctx context.Context, id []byte) (store.Session, *auth
 	return s, &p, nil
 }
 
-// RegisterRoutes adds POST /auth/session, GET /auth/csrf and
-// POST /auth/logout. They serve every session authenticator of the Set.
-func (a *sessionAuth) RegisterRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /auth/session", a.handleLogin)
-	mux.HandleFunc("GET /auth/csrf", a.handleCSRF)
-	mux.HandleFunc("POST /auth/logout", a.handleLogout)
+// sessionRoutes serve POST /auth/session, GET /auth/csrf and
+// POST /auth/logout for every session authenticator of a Set. They belong
+// to the Set, whose decision (metrics, failure limits, answers) they use
+// to sign callers in through each session's login authenticator.
+type sessionRoutes struct {
+	set      *Set
+	sessions []*sessionAuth // in name order
 }
 
-// sessions returns the Set's session authenticators in name order.
-func (a *sessionAuth) sessions() []*sessionAuth {
-	var out []*sessionAuth
-	for _, n := range a.set.Names() {
-		if x, ok := a.set.Get(n); ok {
-			if s, ok := x.(*sessionAuth); ok {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
+func (rs *sessionRoutes) register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /auth/session", rs.handleLogin)
+	mux.HandleFunc("GET /auth/csrf", rs.handleCSRF)
+	mux.HandleFunc("POST /auth/logout", rs.handleLogout)
 }
 
-func (a *sessionAuth) entries() []*entry {
-	ss := a.sessions()
-	names := make([]string, len(ss))
-	for i, s := range ss {
+// entries are the session authenticators as the Set decides with them.
+func (rs *sessionRoutes) entries() []*entry {
+	names := make([]string, len(rs.sessions))
+	for i, s := range rs.sessions {
 		names[i] = s.name
 	}
-	return a.set.list(names)
+	return rs.set.list(names)
 }
 
 // loginResponse is the body of POST /auth/session.
@@ -255,8 +247,8 @@ type loginResponse struct {
 // handleLogin exchanges a credential accepted by the login authenticator
 // for a session cookie. With several session authenticators the query
 // parameter `authenticator` picks one.
-func (a *sessionAuth) handleLogin(w http.ResponseWriter, r *http.Request) {
-	sa, herr := a.pick(r.URL.Query().Get("authenticator"))
+func (rs *sessionRoutes) handleLogin(w http.ResponseWriter, r *http.Request) {
+	sa, herr := rs.pick(r.URL.Query().Get("authenticator"))
 	if herr != nil {
 		httpapi.WriteError(w, r, herr)
 		return
@@ -267,7 +259,7 @@ func (a *sessionAuth) handleLogin(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, &httpapi.Error{Status: f.Status, Code: f.Code, Description: f.Reason, Err: f})
 		return
 	}
-	p, ok := sa.set.authenticate(w, r, sa.set.list([]string{sa.login}), auth.Rule{})
+	p, ok := rs.set.authenticate(w, r, rs.set.list([]string{sa.login}), auth.Rule{})
 	if !ok {
 		return
 	}
@@ -323,8 +315,8 @@ func (a *sessionAuth) handleLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 // pick returns the session authenticator a login names, or the only one.
-func (a *sessionAuth) pick(name string) (*sessionAuth, *httpapi.Error) {
-	ss := a.sessions()
+func (rs *sessionRoutes) pick(name string) (*sessionAuth, *httpapi.Error) {
+	ss := rs.sessions
 	if name == "" {
 		if len(ss) == 1 {
 			return ss[0], nil
@@ -367,12 +359,12 @@ func (a *sessionAuth) sweep(ctx context.Context, now time.Time) {
 
 // current authenticates r against the session authenticators and returns
 // the one that accepted it with the session id.
-func (a *sessionAuth) current(w http.ResponseWriter, r *http.Request) (*sessionAuth, []byte, bool) {
-	p, ok := a.set.authenticate(w, r, a.entries(), auth.Rule{})
+func (rs *sessionRoutes) current(w http.ResponseWriter, r *http.Request) (*sessionAuth, []byte, bool) {
+	p, ok := rs.set.authenticate(w, r, rs.entries(), auth.Rule{})
 	if !ok {
 		return nil, nil, false
 	}
-	for _, s := range a.sessions() {
+	for _, s := range rs.sessions {
 		if s.name == p.Authenticator {
 			if id, err := s.readCookie(r); err == nil {
 				return s, id, true
@@ -384,8 +376,8 @@ func (a *sessionAuth) current(w http.ResponseWriter, r *http.Request) (*sessionA
 }
 
 // handleCSRF answers GET /auth/csrf with the current session's CSRF token.
-func (a *sessionAuth) handleCSRF(w http.ResponseWriter, r *http.Request) {
-	_, id, ok := a.current(w, r)
+func (rs *sessionRoutes) handleCSRF(w http.ResponseWriter, r *http.Request) {
+	_, id, ok := rs.current(w, r)
 	if !ok {
 		return
 	}
@@ -396,8 +388,8 @@ func (a *sessionAuth) handleCSRF(w http.ResponseWriter, r *http.Request) {
 // handleLogout deletes the session server-side and clears the cookie. It
 // is an unsafe request on a cookie session, so it needs the CSRF token: a
 // forged logout from another site changes nothing.
-func (a *sessionAuth) handleLogout(w http.ResponseWriter, r *http.Request) {
-	sa, id, ok := a.current(w, r)
+func (rs *sessionRoutes) handleLogout(w http.ResponseWriter, r *http.Request) {
+	sa, id, ok := rs.current(w, r)
 	if !ok {
 		return
 	}
@@ -430,12 +422,9 @@ func isEmptyBody(err error) bool {
 // pages that embed it in their HTML (the console). It does not check the
 // session is live: call it only after a session authenticator accepted r.
 func (s *Set) CSRFToken(r *http.Request) (string, bool) {
-	for _, n := range s.Names() {
-		a, _ := s.Get(n)
-		if sa, ok := a.(*sessionAuth); ok {
-			if id, err := sa.readCookie(r); err == nil {
-				return csrfToken(id), true
-			}
+	for _, sa := range s.sessions.sessions {
+		if id, err := sa.readCookie(r); err == nil {
+			return csrfToken(id), true
 		}
 	}
 	return "", false

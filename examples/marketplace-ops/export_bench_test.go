@@ -90,9 +90,9 @@ type exampleProc struct {
 	base string
 }
 
-// startExample runs the built example with the shipped backlot.yaml, its
-// listen address, database and environment changed, against the simulator at simURL,
-// and waits for /healthz.
+// startExample runs the built example with the shipped backlot.yaml (its
+// listen address, database and environment changed) against the simulator
+// at simURL, and waits for /healthz.
 func startExample(b *testing.B, bin, simURL string) exampleProc {
 	b.Helper()
 	cfg, err := os.ReadFile("backlot.yaml")

@@ -20,7 +20,7 @@
 // The routes and the worker live in package idverify, which `backlot dev`
 // mounts too; this file wires them to the configuration.
 //
-//     go run ./examples/id-verification --config examples/id-verification/backlot.yaml
+//	go run ./examples/id-verification --config examples/id-verification/backlot.yaml
 package main
 
 import (

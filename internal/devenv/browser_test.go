@@ -57,8 +57,8 @@ func TestDemoPageBrowser(t *testing.T) {
 			wait(`#jobs-table tr[data-kind="marketplace.event"][data-state="completed"]`)}, "#jobs-table", "user/updated"},
 		{"connect: log out", []chromedp.Action[chromedp.Void]{click("#connect-logout"), wait(`#connect-result[data-state="logged-out"]`),
 			click("#connect-check"), wait(`#connect-result[data-state="not-connected"]`)}, "", ""},
-		{"console: opens signed in as staff, admin", []chromedp.Action[chromedp.Void]{click("#console-open"), wait("#jobs")}, "#who", "staff:support@backlot.dev (admin)"},
-		{"console: lists the ID check's job", nil, "#jobs", "idv.callback"},
+		{"console: opens signed in as staff, admin", []chromedp.Action[chromedp.Void]{click("#console-open"), wait("#who"), wait("table#jobs")}, "#who", "staff:support@backlot.dev (admin)"},
+		{"console: lists the ID check's job", nil, "table#jobs", "idv.callback"},
 	}
 	for _, s := range steps {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -3,15 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/backlothq/backlot"
-	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/devenv"
+	"github.com/backlothq/backlot/internal/devenv/devapp"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +23,8 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 		Long: `Run a complete development environment on loopback: backlot on an
 embedded SQLite file, and simulators of the marketplace, an OAuth server, an
 ID-verification vendor, a payments API with its partner middleware, and a
-token issuer, each seeded with demo data. backlot listens on --port and the
+token issuer, each seeded with demo data. The admin console is on, and the
+marketplace's events are polled into jobs. backlot listens on --port and the
 simulators on the six ports after it. A demo page walks through every
 recipe in a browser.
 
@@ -44,9 +43,7 @@ the configuration is generated.`,
 				return err
 			}
 			o.Logger = log
-			o.New = func(cfg *config.Config, log *slog.Logger) (devenv.Backlot, error) {
-				return backlot.New(backlot.WithConfig(cfg), backlot.WithLogger(log))
-			}
+			devapp.Wire(&o)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			env, err := devenv.Start(ctx, o)

@@ -13,11 +13,13 @@ import (
 
 // TestDemoPageBrowser walks the demo page through every recipe in a real
 // browser, each to its end: the Stripe App connects through the OAuth
-// simulator's consent page and reads userinfo; an ID check goes through the
-// vendor's hosted page and its callback lands as a completed job; the
+// simulator's consent page and reads userinfo; a marketplace user signs in
+// with the SDK cookie and starts an ID check (privateData pending), approves
+// on the vendor's hosted page, and the callback's job writes verified; the
 // payments dashboard signs in, takes its CSRF token and proxies a call; a
 // marketplace user and a platform extension are recognised by whoami; a
-// signed webhook becomes a job forwarded to the receiver.
+// signed webhook becomes a job forwarded to the receiver; the marketplace's
+// events become jobs; the console opens signed in and lists the jobs.
 func TestDemoPageBrowser(t *testing.T) {
 	t.Parallel()
 	env := start(t, t.TempDir(), nil)
@@ -36,8 +38,12 @@ func TestDemoPageBrowser(t *testing.T) {
 		{"connect: not connected yet", []chromedp.Action[chromedp.Void]{click("#connect-check"), wait(`#connect-result[data-state="not-connected"]`)}, "", ""},
 		{"connect: sign in at the OAuth simulator", []chromedp.Action[chromedp.Void]{click("#connect-login"), wait("#approve"), click("#approve")}, "", ""},
 		{"connect: back with userinfo", []chromedp.Action[chromedp.Void]{wait(`body[data-ready="true"]`), wait(`#connect-result[data-state="connected"]`)}, "#connect-result", "alice@example.com"},
-		{"idv: start and open the vendor page", []chromedp.Action[chromedp.Void]{click("#idv-start"), wait("#decision-approve")}, "", ""},
-		{"idv: approve, callback becomes a completed job", []chromedp.Action[chromedp.Void]{click("#decision-approve"), wait(`#idv-result[data-state="completed"]`)}, "#idv-result", "APPROVED_VERIFIED"},
+		{"idv: sign in to the marketplace", []chromedp.Action[chromedp.Void]{click("#idv-signin"), wait(`#idv-result[data-state="signed-in"]`)}, "#idv-result", `"status": "none"`},
+		{"idv: start, privateData pending", []chromedp.Action[chromedp.Void]{click("#idv-start"), wait(`#idv-result[data-state="pending"]`)}, "#idv-result", "redirect_url"},
+		{"idv: open the vendor page", []chromedp.Action[chromedp.Void]{click("#idv-open"), wait("#decision-approve")}, "", ""},
+		{"idv: approve, the callback's job writes verified", []chromedp.Action[chromedp.Void]{click("#decision-approve"), wait(`body[data-ready="true"]`),
+			wait(`#idv-result[data-state="verified"]`)}, "#idv-result", "pending → verified"},
+		{"idv: the job and the vendor's answer", nil, "#idv-result", "APPROVED_VERIFIED"},
 		{"payments: sign in", []chromedp.Action[chromedp.Void]{click("#pay-login"), wait(`#pay-result[data-state="signed-in"]`)}, "", ""},
 		{"payments: CSRF token", []chromedp.Action[chromedp.Void]{click("#pay-csrf"), wait(`#pay-result[data-state="csrf"]`)}, "", ""},
 		{"payments: proxied call", []chromedp.Action[chromedp.Void]{click("#pay-call"), wait(`#pay-result[data-state="ok"]`)}, "#pay-result", `"account_id": 1001`},
@@ -47,8 +53,12 @@ func TestDemoPageBrowser(t *testing.T) {
 		{"jobs: table lists both kinds", []chromedp.Action[chromedp.Void]{click("#jobs-refresh"),
 			wait(`#jobs-table tr[data-kind="idv.callback"][data-state="completed"]`),
 			wait(`#jobs-table tr[data-kind="queue.event"][data-state="completed"]`)}, "", ""},
+		{"jobs: marketplace events (the table refreshes itself)", []chromedp.Action[chromedp.Void]{
+			wait(`#jobs-table tr[data-kind="marketplace.event"][data-state="completed"]`)}, "#jobs-table", "user/updated"},
 		{"connect: log out", []chromedp.Action[chromedp.Void]{click("#connect-logout"), wait(`#connect-result[data-state="logged-out"]`),
 			click("#connect-check"), wait(`#connect-result[data-state="not-connected"]`)}, "", ""},
+		{"console: opens signed in as staff, admin", []chromedp.Action[chromedp.Void]{click("#console-open"), wait("#who"), wait("table#jobs")}, "#who", "staff:support@backlot.dev (admin)"},
+		{"console: lists the ID check's job", nil, "table#jobs", "idv.callback"},
 	}
 	for _, s := range steps {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)

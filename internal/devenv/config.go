@@ -3,17 +3,19 @@ package devenv
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/backlothq/backlot/config"
 )
 
-// consoleEnabled mounts the admin console at consolePath and links it from
-// the demo page. It is the one place to switch it on once backlot accepts
-// the console key (until then config validation refuses it).
-const consoleEnabled = false
-
-// consolePath is where the console is mounted when consoleEnabled.
+// consolePath is where the admin console is mounted. The dashboard's
+// staff session (staffSession) signs in to it, as viewer and admin.
 const consolePath = "/_/"
+
+// eventPoll is how often the marketplace's events are polled: often
+// enough that the demo's writes show up as jobs within seconds, and half
+// the dev environment's query rate at most.
+const eventPoll = 2 * time.Second
 
 // Names the generated configuration uses, shared with the demo page.
 const (
@@ -29,6 +31,7 @@ const (
 	queueWebhookPath = "/webhooks/queue"
 	idvJob           = "idv.callback"
 	queueJob         = "queue.event"
+	eventJob         = "marketplace.event"
 	expiredJob       = "connection.expired"
 	recoveredJob     = "connection.recovered"
 
@@ -95,6 +98,14 @@ func buildConfig(dir string, u URLs, s *Secrets) (*config.Config, error) {
 				APIURL:            u.Marketplace,
 				IntegrationAPIURL: u.Marketplace,
 				Environment:       "dev",
+				// The marketplace's changes (the ID check's privateData
+				// writes among them) become jobs.
+				Events: config.MarketplaceEvents{
+					Poll:  config.Duration(eventPoll),
+					Types: eventTypes(),
+					Job:   eventJob,
+					Start: "now",
+				},
 			},
 		},
 		Connections: map[string]config.Connection{
@@ -144,11 +155,15 @@ func buildConfig(dir string, u URLs, s *Secrets) (*config.Config, error) {
 			},
 		},
 	}
-	if consoleEnabled {
-		cfg.Console = config.Console{Path: consolePath, Auth: []string{staffSession}}
-	}
+	cfg.Console = config.Console{Path: consolePath, Auth: []string{staffSession}, Admin: []string{staffSession}}
 	if err := cfg.Prepare(); err != nil {
 		return nil, fmt.Errorf("development configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// eventTypes are the marketplace events polled into eventJob: user
+// updates and every listing event.
+func eventTypes() []string {
+	return []string{"user/updated", "listing/created", "listing/updated", "listing/deleted"}
 }

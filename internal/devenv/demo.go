@@ -79,7 +79,7 @@ func newDemo(e *Env) (*demo, error) {
 // register mounts the page and its API on backlot. Unsafe methods are
 // behind Go's cross-origin protection: another site open in the same
 // browser cannot make the dev server start checks or mint tokens.
-func (d *demo) register(app Backlot) {
+func (d *demo) register(app Backlot, idv IDVerification) {
 	cop := http.NewCrossOriginProtection()
 	safe := func(h http.HandlerFunc) http.HandlerFunc { return cop.Handler(h).ServeHTTP }
 	app.Handle("GET /{$}", nil, func(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +91,11 @@ func (d *demo) register(app Backlot) {
 	app.Handle("GET "+demoPath+"api/stripe/userinfo", nil, d.handleStripeCall(http.MethodGet, "userinfo"))
 	app.Handle("GET "+demoPath+"api/stripe/status", nil, d.handleStripeCall(http.MethodGet, "status"))
 	app.Handle("POST "+demoPath+"api/stripe/logout", nil, safe(d.handleStripeCall(http.MethodPost, "logout")))
-	app.Handle("POST "+demoPath+"api/idv/start", nil, safe(d.handleIDVStart))
+	// The id-verification recipe's own routes, for the marketplace user
+	// the SDK cookie names (the sharetribe authenticator also refuses a
+	// cookie-borne POST from another site).
+	app.Handle("POST "+demoPath+"api/idv/start", []string{shopperAuth}, safe(idv.Start))
+	app.Handle("GET "+demoPath+"api/idv/status", []string{shopperAuth}, idv.Status)
 	app.Handle("POST "+demoPath+"api/staff-token", nil, safe(d.handleStaffToken))
 	app.Handle("POST "+demoPath+"api/extension-token", nil, safe(d.handleExtensionToken))
 	app.Handle("POST "+demoPath+"api/marketplace-login", nil, safe(d.handleMarketplaceLogin))
@@ -104,16 +108,21 @@ func (d *demo) register(app Backlot) {
 
 // pageData fills the page template.
 type pageData struct {
-	URLs        URLs
-	Dir         string
-	SecretsFile string
-	WebhookPath string
-	Users       []DemoUser
-	Merchants   []merchantView
-	ConsoleURL  string
-	StripeUser  string
-	StripeAcct  string
-	Connection  string
+	URLs         URLs
+	Dir          string
+	SecretsFile  string
+	WebhookPath  string
+	Users        []DemoUser
+	Merchants    []merchantView
+	ConsoleURL   string
+	CookieName   string
+	StaffSubject string
+	EventTypes   string
+	EventPoll    time.Duration
+	EventJob     string
+	StripeUser   string
+	StripeAcct   string
+	Connection   string
 }
 
 type merchantView struct {
@@ -140,9 +149,10 @@ func (d *demo) handlePage(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Merchants = append(data.Merchants, mv)
 	}
-	if consoleEnabled {
-		data.ConsoleURL = e.URLs.Backlot + consolePath
-	}
+	data.ConsoleURL = e.URLs.Backlot + consolePath
+	data.CookieName = "st-" + marketplaceClientID + "-token"
+	data.StaffSubject = staffDemoSubject
+	data.EventTypes, data.EventPoll, data.EventJob = strings.Join(eventTypes(), ", "), eventPoll, eventJob
 	var buf bytes.Buffer
 	if err := d.page.Execute(&buf, data); err != nil {
 		http.Error(w, "render demo page: "+err.Error(), http.StatusInternalServerError)
@@ -233,53 +243,6 @@ func (d *demo) relay(w http.ResponseWriter, req *http.Request) {
 		out["body"] = string(b)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// handleIDVStart initiates a verification at the vendor with the
-// server-held API credentials, the callback pointed at backlot's webhook,
-// and answers where to send the browser.
-func (d *demo) handleIDVStart(w http.ResponseWriter, r *http.Request) {
-	e := d.e
-	ref := "dev-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	body, _ := json.Marshal(map[string]any{
-		"customerInternalReference": ref,
-		"userReference":             e.DemoUsers()[0].ID,
-		"callbackUrl":               e.URLs.Backlot + idvWebhookPath,
-		"successUrl":                e.URLs.Demo + "?step=idv",
-		"errorUrl":                  e.URLs.Demo + "?step=idv",
-	})
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, e.URLs.IDV+"/api/v4/initiate", bytes.NewReader(body))
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-		return
-	}
-	req.SetBasicAuth(e.Secrets.IDVAPIToken, e.Secrets.IDVAPISecret)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "backlot-dev/1.0")
-	res, err := d.client.Do(req)
-	if err != nil {
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
-		return
-	}
-	defer res.Body.Close()
-	var out struct {
-		TransactionReference string `json:"transactionReference"`
-		RedirectURL          string `json:"redirectUrl"`
-	}
-	if res.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-		writeJSON(w, http.StatusBadGateway, map[string]any{"error": "initiate answered " + res.Status, "body": string(b)})
-		return
-	}
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "initiate: " + err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{
-		"transaction_reference": out.TransactionReference,
-		"redirect_url":          out.RedirectURL,
-		"customer_reference":    ref,
-	})
 }
 
 // handleStaffToken mints a staff token for the payments dashboard's

@@ -67,6 +67,39 @@ type Backlot interface {
 // NewFunc builds a Backlot from a prepared configuration.
 type NewFunc func(cfg *config.Config, log *slog.Logger) (Backlot, error)
 
+// IDVendor is what the id-verification recipe needs of the environment:
+// the vendor simulator, the server's credentials for it, and where its
+// callbacks and users go.
+type IDVendor struct {
+	// URL, Token and Secret are the vendor's API and Basic credentials.
+	URL, Token, Secret string
+	// CallbackURL is backlot's webhook endpoint for the vendor's results.
+	CallbackURL string
+	// ReturnURL is where the vendor's page sends the user when done (the
+	// demo page's ID-check step).
+	ReturnURL string
+	// Marketplace names the marketplace whose users are checked.
+	Marketplace string
+}
+
+// IDVerification is the id-verification recipe mounted on the App: the
+// same code as the example's (package idverify), which this package cannot
+// import since it builds on the root package.
+type IDVerification struct {
+	// Start starts a check for the marketplace user of the request (the
+	// route is behind the sharetribe authenticator) and answers
+	// {redirect_url, transaction_reference}.
+	Start http.HandlerFunc
+	// Status answers the user's check as privateData has it, checksum
+	// verified: {"status": none, pending, verified, denied or tampered}.
+	Status http.HandlerFunc
+	// Callback is the worker of the vendor's queued callbacks.
+	Callback jobs.WorkFunc
+}
+
+// IDVerificationFunc builds the recipe on app (what NewFunc returned).
+type IDVerificationFunc func(app Backlot, v IDVendor) (IDVerification, error)
+
 // Options configures Start.
 type Options struct {
 	// Dir holds the SQLite file and the secrets file; created 0700.
@@ -87,6 +120,9 @@ type Options struct {
 	ResetSecrets bool
 	// New builds the App. Required.
 	New NewFunc
+	// IDVerification mounts the id-verification recipe on the App for the
+	// demo page's ID-check step. Required.
+	IDVerification IDVerificationFunc
 	// Logger receives backlot's and the environment's logs. Default: discard.
 	Logger *slog.Logger
 	// ReadyTimeout bounds the wait for backlot to be ready. Default
@@ -184,8 +220,8 @@ const demoPassword = "backlot-dev"
 // /readyz. ctx bounds start-up only; Close stops everything.
 func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	began := time.Now()
-	if opts.New == nil {
-		return nil, errors.New("devenv: Options.New is required")
+	if opts.New == nil || opts.IDVerification == nil {
+		return nil, errors.New("devenv: Options.New and Options.IDVerification are required")
 	}
 	if opts.Dir == "" {
 		opts.Dir = DirDefault
@@ -240,6 +276,14 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		return nil, fmt.Errorf("start backlot: %w", err)
 	}
 	e.app = app
+	idv, err := opts.IDVerification(app, IDVendor{
+		URL: e.URLs.IDV, Token: sec.IDVAPIToken, Secret: sec.IDVAPISecret,
+		CallbackURL: e.URLs.Backlot + idvWebhookPath, ReturnURL: e.URLs.Demo + "?step=idv",
+		Marketplace: marketName,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("id-verification recipe: %w", err)
+	}
 	// A second handle on the same SQLite file (WAL allows it) lists the
 	// jobs for the demo page, as `backlot jobs list` does beside a server.
 	e.jobsDB, err = open.Store(ctx, cfg.Store.URL, store.Options{Migrate: false})
@@ -253,8 +297,8 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	if e.demo, err = newDemo(e); err != nil {
 		return nil, err
 	}
-	e.demo.register(app)
-	registerWorkers(app, e.log)
+	e.demo.register(app, idv)
+	registerWorkers(app, idv, e.log)
 
 	sctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel

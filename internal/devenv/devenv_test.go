@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -17,23 +16,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backlothq/backlot"
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/devenv"
+	"github.com/backlothq/backlot/internal/devenv/devapp"
 	"github.com/backlothq/backlot/internal/testutil"
 	"github.com/backlothq/backlot/internal/webhook"
 )
 
 func TestMain(m *testing.M) { testutil.Main(m) }
 
-func newApp(cfg *config.Config, log *slog.Logger) (devenv.Backlot, error) {
-	return backlot.New(backlot.WithConfig(cfg), backlot.WithLogger(log))
-}
-
 // start runs an environment in dir on free ports, closed at cleanup.
 func start(t testing.TB, dir string, edit func(*devenv.Options)) *devenv.Env {
 	t.Helper()
-	opts := devenv.Options{Dir: dir, New: newApp}
+	opts := devenv.Options{Dir: dir}
+	devapp.Wire(&opts)
 	if edit != nil {
 		edit(&opts)
 	}
@@ -162,7 +158,9 @@ func TestStartServesEverything(t *testing.T) {
 	}
 
 	// The demo API's unsafe calls refuse another site's page.
-	for _, path := range []string{"api/staff-token", "api/idv/start", "api/queue/send", "api/reset-simulators"} {
+	// (api/idv/start is behind the marketplace user's cookie, refused
+	// cross-site by the authenticator: TestIDVerification.)
+	for _, path := range []string{"api/staff-token", "api/queue/send", "api/reset-simulators"} {
 		a := do(t, nil, "POST", env.URLs.Demo+path, nil, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
 		if a.status != http.StatusForbidden {
 			t.Errorf("cross-site POST %s: %d, want 403", path, a.status)
@@ -173,7 +171,8 @@ func TestStartServesEverything(t *testing.T) {
 	if err := env.PrintSummary(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{env.URLs.Demo, env.URLs.Marketplace, env.URLs.OAuth, env.URLs.IDV, env.URLs.Payments, env.URLs.Partner, env.URLs.Issuer, env.Secrets.WebhookSecret, "alice@backlot.dev"} {
+	for _, want := range []string{env.URLs.Demo, env.URLs.Marketplace, env.URLs.OAuth, env.URLs.IDV, env.URLs.Payments, env.URLs.Partner, env.URLs.Issuer, env.Secrets.WebhookSecret, "alice@backlot.dev",
+		env.URLs.Backlot + "/_/", env.URLs.Demo + "api/staff-token", "marketplace.event"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}
@@ -399,7 +398,8 @@ func TestStartRefuses(t *testing.T) {
 		{"secrets readable by others", devenv.Options{Dir: open}, []string{"readable by others", "chmod 600"}},
 		{"secrets file unreadable", devenv.Options{Dir: bad}, []string{"--reset-secrets"}},
 		{"dir is a file", devenv.Options{Dir: notDir}, []string{"not a directory"}},
-		{"no New", devenv.Options{}, []string{"New is required"}},
+		{"no New", devenv.Options{IDVerification: devapp.IDVerification}, []string{"Options.New and Options.IDVerification are required"}},
+		{"no IDVerification", devenv.Options{New: devapp.New}, []string{"Options.New and Options.IDVerification are required"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -407,8 +407,8 @@ func TestStartRefuses(t *testing.T) {
 			if o.Dir == "" {
 				o.Dir = t.TempDir()
 			}
-			if c.name != "no New" {
-				o.New = newApp
+			if o.New == nil && o.IDVerification == nil {
+				devapp.Wire(&o)
 			}
 			env, err := devenv.Start(context.Background(), o)
 			if err == nil {
@@ -488,7 +488,7 @@ func BenchmarkDevRestart(b *testing.B) {
 }
 
 func startBench(b *testing.B, dir string) *devenv.Env {
-	env, err := devenv.Start(context.Background(), devenv.Options{Dir: dir, New: newApp})
+	env, err := devenv.Start(context.Background(), devenv.Options{Dir: dir, New: devapp.New, IDVerification: devapp.IDVerification})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -146,16 +146,33 @@ func (h marketplaceHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // registerWorkers handles the job kinds the development configuration
-// produces and no forward takes: they log what arrived and complete, so
-// the demo shows a job going all the way.
-func registerWorkers(app Backlot, log *slog.Logger) {
+// produces and no forward takes, so the demo shows each job going all the
+// way: the vendor's callbacks by the id-verification recipe, the rest by
+// logging what arrived.
+func registerWorkers(app Backlot, idv IDVerification, log *slog.Logger) {
 	app.Worker(idvJob, func(ctx context.Context, j *jobs.Job) error {
-		var cb map[string]any
-		if err := json.Unmarshal(j.Payload, &cb); err != nil {
-			return fmt.Errorf("decode ID-verification callback: %w", err)
+		if err := idv.Callback(ctx, j); err != nil {
+			return err
 		}
-		jobs.Logf(ctx, "verification %v for customer %v: %v", cb["jumioIdScanReference"], cb["customerId"], cb["verificationStatus"])
-		log.Info("ID-verification callback processed", "job", j.ID, "status", cb["verificationStatus"])
+		log.Info("ID-verification callback processed", "job", j.ID)
+		return nil
+	})
+	app.Worker(eventJob, func(ctx context.Context, j *jobs.Job) error {
+		var ev struct {
+			Attributes struct {
+				SequenceID   int64  `json:"sequenceId"`
+				EventType    string `json:"eventType"`
+				ResourceID   string `json:"resourceId"`
+				ResourceType string `json:"resourceType"`
+				Source       string `json:"source"`
+			} `json:"attributes"`
+		}
+		if err := json.Unmarshal(j.Payload, &ev); err != nil {
+			return fmt.Errorf("decode marketplace event: %w", err)
+		}
+		a := ev.Attributes
+		jobs.Logf(ctx, "event %d: %s of %s %s (source %s)", a.SequenceID, a.EventType, a.ResourceType, a.ResourceID, a.Source)
+		log.Info("marketplace event", "job", j.ID, "type", a.EventType, "resource", a.ResourceID)
 		return nil
 	})
 	for _, kind := range []string{expiredJob, recoveredJob} {

@@ -16,9 +16,7 @@ func (e *Env) PrintSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "backlot dev: ready in %s\n\n", e.StartDuration.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  demo page\t%s\n", e.URLs.Demo)
-	if consoleEnabled {
-		fmt.Fprintf(tw, "  console\t%s\n", e.URLs.Backlot+consolePath)
-	}
+	fmt.Fprintf(tw, "  console\t%s\tjobs, webhooks, connections, keys, audit log (sign in below)\n", e.URLs.Backlot+consolePath)
 	fmt.Fprintf(tw, "  backlot\t%s\n", e.URLs.Backlot)
 	fmt.Fprintf(tw, "  marketplace\t%s\tSharetribe APIs (client %s)\n", e.URLs.Marketplace, marketplaceClientID)
 	fmt.Fprintf(tw, "  oauth\t%s\tOAuth 2.0 server (connection %q)\n", e.URLs.OAuth, connectionName)
@@ -38,6 +36,9 @@ func (e *Env) PrintSummary(w io.Writer) error {
 	for i, m := range e.Merchants {
 		merchants[i] = fmt.Sprintf("%s %v", m.Email, m.AccountIDs)
 	}
+	fmt.Fprintf(&b, "  console sign-in: \"Open the console\" on the demo page, or paste the \"token\" (staff %s, dev only) of\n"+
+		"    curl -s -X POST %sapi/staff-token\n", staffDemoSubject, e.URLs.Demo)
+	fmt.Fprintf(&b, "  marketplace events %s: polled every %s into %s jobs\n", strings.Join(eventTypes(), ", "), eventPoll, eventJob)
 	fmt.Fprintf(&b, "  payments merchants: %s\n", strings.Join(merchants, ", "))
 	fmt.Fprintf(&b, "  data: %s/%s; secrets: %s/%s", e.Dir, dbFile, e.Dir, SecretsFile)
 	if e.SecretsCreated {

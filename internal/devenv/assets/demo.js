@@ -39,32 +39,67 @@ async function connectLogout() {
   show("connect-result", { "POST /connect/acme/logout": r.data }, "logged-out");
 }
 
-// 2. ID verification.
+// 2. ID verification: the recipe's routes, as the marketplace user of
+// the SDK cookie. The statuses seen are kept across the trip to the
+// vendor's page, so the result can show pending → verified.
+function idvHistory(add) {
+  const h = JSON.parse(sessionStorage.getItem("idv-history") || "[]");
+  if (add && h[h.length - 1] !== add) h.push(add);
+  sessionStorage.setItem("idv-history", JSON.stringify(h));
+  return h;
+}
+
+async function idvSignin() {
+  const sel = $("idv-user");
+  const login = await call("POST", "/_dev/api/marketplace-login", { json: { email: sel.value, password: sel.dataset.password } });
+  if (!login.data || login.data.status !== 200) { show("idv-result", { login: login.data }, "error"); return; }
+  // What the Sharetribe SDK keeps in the browser: the token response as
+  // JSON, URL-encoded, in st-<client id>-token.
+  const name = $("idv").dataset.cookie;
+  document.cookie = name + "=" + encodeURIComponent(JSON.stringify(login.data.body)) + "; path=/; SameSite=Lax";
+  sessionStorage.removeItem("idv-history");
+  const st = await call("GET", "/_dev/api/idv/status");
+  show("idv-result", { signed_in: sel.value, cookie: name, "GET /_dev/api/idv/status": st.data }, st.status === 200 ? "signed-in" : "error");
+}
+
 async function idvStart() {
   show("idv-result", "Starting…");
   const r = await call("POST", "/_dev/api/idv/start");
-  if (r.status !== 200) {
-    show("idv-result", r.data, "error");
-    return;
-  }
+  if (r.status !== 200) { show("idv-result", { "POST /_dev/api/idv/start": r }, "error"); return; }
   sessionStorage.setItem("idv-ref", r.data.transaction_reference);
-  show("idv-result", { initiated: r.data, next: "opening the vendor's page…" });
-  location.href = r.data.redirect_url;
+  const st = await call("GET", "/_dev/api/idv/status");
+  const status = st.data && st.data.status;
+  const h = idvHistory(status);
+  const link = $("idv-open");
+  link.href = r.data.redirect_url;
+  link.hidden = false;
+  show("idv-result", { "POST /_dev/api/idv/start": r.data, "privateData.idVerification": st.data, history: h.join(" → "),
+    next: "open the vendor's page" }, status || "error");
+}
+
+async function idvStatus() {
+  const st = await call("GET", "/_dev/api/idv/status");
+  if (st.status !== 200) { show("idv-result", { "GET /_dev/api/idv/status": st }, "error"); return; }
+  const h = idvHistory(st.data.status);
+  show("idv-result", { "privateData.idVerification": st.data, history: h.join(" → ") }, st.data.status);
 }
 
 async function idvWatch(ref) {
   show("idv-result", "Waiting for the vendor's callback for " + ref + "…", "waiting");
   for (let i = 0; i < 240; i++) {
+    const st = await call("GET", "/_dev/api/idv/status");
+    if (st.status !== 200) { show("idv-result", { "GET /_dev/api/idv/status": st }, "error"); return; }
+    const h = idvHistory(st.data.status);
     const r = await call("GET", "/_dev/api/jobs?kind=idv.callback");
     const job = (r.data.jobs || []).find((j) => j.payload && j.payload.jumioIdScanReference === ref);
-    if (job) {
-      const done = job.state === "completed" || job.state === "failed";
-      show("idv-result", { job_id: job.id, state: job.state, verification: job.payload.verificationStatus, log: job.log, callback: job.payload }, done ? job.state : "running");
-      if (done) { refreshJobs(); return; }
-    }
+    const view = { "privateData.idVerification": st.data, history: h.join(" → ") };
+    if (job) view.job = { id: job.id, state: job.state, attempt: job.attempt, log: job.log, last_error: job.last_error };
+    const done = st.data.status !== "pending" && st.data.status !== "none";
+    show("idv-result", view, done ? st.data.status : "waiting");
+    if (done) { refreshJobs(); return; }
     await sleep(500);
   }
-  show("idv-result", "No callback arrived for " + ref + " within two minutes.", "timeout");
+  show("idv-result", "The status did not leave pending for " + ref + " within two minutes.", "timeout");
 }
 
 // 3. Payments dashboard.
@@ -89,6 +124,14 @@ async function payCall() {
   const account = Number($("pay-account").value);
   const r = await call("POST", "/api/account", { json: { account_id: account }, headers: { "X-CSRF-Token": csrf } });
   show("pay-result", { "POST /api/account": r }, r.status === 200 ? "ok" : "error-" + r.status);
+}
+
+// The console: the dashboard's staff session (step 3) is the console's
+// sign-in too.
+async function consoleOpen() {
+  await payLogin();
+  if (!csrf) { $("console-status").textContent = "sign-in failed: see step 3"; return; }
+  location.href = $("console-open").dataset.url + "jobs";
 }
 
 // 4. Who is calling.
@@ -171,7 +214,10 @@ function on(id, fn) {
 document.addEventListener("DOMContentLoaded", () => {
   on("connect-check", connectCheck);
   on("connect-logout", connectLogout);
+  on("idv-signin", idvSignin);
   on("idv-start", idvStart);
+  on("idv-status-check", idvStatus);
+  on("console-open", consoleOpen);
   on("pay-login", payLogin);
   on("pay-csrf", payCSRF);
   on("pay-call", payCall);
@@ -189,5 +235,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (ref) idvWatch(ref);
   }
   refreshJobs();
+  // Marketplace events arrive as jobs on their own: keep the table fresh.
+  setInterval(() => { refreshJobs().catch((e) => console.error(e)); }, 3000);
   document.body.dataset.ready = "true";
 });

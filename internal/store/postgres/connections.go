@@ -12,7 +12,7 @@ import (
 
 const connectionCols = `scope, name, key_id, ciphertext, state, scopes, expires_at, failures, retry_at, created_at, updated_at`
 
-func scanConnection(r pgx.Row) (store.Connection, error) {
+func scanConnection(r store.Row) (store.Connection, error) {
 	var c store.Connection
 	var exp, retry, created, updated, failures int64
 	if err := r.Scan(&c.Scope, &c.Name, &c.KeyID, &c.Ciphertext, &c.State, &c.Scopes, &exp, &failures, &retry, &created, &updated); err != nil {
@@ -22,6 +22,13 @@ func scanConnection(r pgx.Row) (store.Connection, error) {
 	c.ExpiresAt, c.RetryAt = store.FromMillis(exp), store.FromMillis(retry)
 	c.CreatedAt, c.UpdatedAt = store.FromMillis(created), store.FromMillis(updated)
 	return c, nil
+}
+
+// scanConnectionSummary scans a connection listed without its ciphertext.
+func scanConnectionSummary(r store.Row) (store.Connection, error) {
+	c, err := scanConnection(r)
+	c.Ciphertext = nil
+	return c, err
 }
 
 // PutConnectState records a pending login and prunes expired ones.
@@ -85,12 +92,9 @@ func (db *DB) PutConnection(ctx context.Context, c store.Connection) error {
 
 // DeleteConnection removes one connection.
 func (db *DB) DeleteConnection(ctx context.Context, scope, name string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM connections WHERE scope = $1 AND name = $2`, scope, name)
+	err := store.Found(affected(db.pool.Exec(ctx, `DELETE FROM connections WHERE scope = $1 AND name = $2`, scope, name)))
 	if err != nil {
 		return fmt.Errorf("delete connection %s %q: %w", scope, name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete connection %s %q: %w", scope, name, store.ErrNotFound)
 	}
 	return nil
 }
@@ -115,16 +119,13 @@ func (db *DB) UpdateConnectionTx(ctx context.Context, t store.Tx, c store.Connec
 	if err != nil {
 		return err
 	}
-	tag, err := pt.Exec(ctx,
+	err = store.Found(affected(pt.Exec(ctx,
 		`UPDATE connections SET key_id = $1, ciphertext = $2, state = $3, scopes = $4, expires_at = $5,
 		     failures = $6, retry_at = $7, updated_at = $8 WHERE scope = $9 AND name = $10`,
 		c.KeyID, c.Ciphertext, c.State, c.Scopes, store.Millis(c.ExpiresAt), int64(c.Failures),
-		store.Millis(c.RetryAt), store.Millis(c.UpdatedAt), c.Scope, c.Name)
+		store.Millis(c.RetryAt), store.Millis(c.UpdatedAt), c.Scope, c.Name)))
 	if err != nil {
 		return fmt.Errorf("update connection %s %q: %w", c.Scope, c.Name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("update connection %s %q: %w", c.Scope, c.Name, store.ErrNotFound)
 	}
 	return nil
 }

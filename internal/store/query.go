@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/backlothq/backlot/jobs"
 )
 
 // This file holds the query-building and row-reading logic both backends
@@ -288,4 +291,50 @@ func RefUsed(ctx context.Context, n int64, err error, get func(context.Context, 
 		}
 	}
 	return fmt.Errorf("use reference: %w", err)
+}
+
+// ConnectionCols are the columns of the connections table in the order
+// ScanConnection reads them.
+const ConnectionCols = `scope, name, key_id, ciphertext, state, scopes, expires_at, failures, retry_at, created_at, updated_at`
+
+// ScanConnection reads a row of ConnectionCols. Times are Unix
+// milliseconds on both backends; failures is read as int64 since
+// PostgreSQL's column is a BIGINT.
+func ScanConnection(r Row) (Connection, error) {
+	var c Connection
+	var exp, retry, created, updated, failures int64
+	if err := r.Scan(&c.Scope, &c.Name, &c.KeyID, &c.Ciphertext, &c.State, &c.Scopes, &exp, &failures, &retry, &created, &updated); err != nil {
+		return Connection{}, err
+	}
+	c.Failures = int(failures)
+	c.ExpiresAt, c.RetryAt = FromMillis(exp), FromMillis(retry)
+	c.CreatedAt, c.UpdatedAt = FromMillis(created), FromMillis(updated)
+	return c, nil
+}
+
+// ScanConnectionSummary scans a connection listed without its ciphertext.
+func ScanConnectionSummary(r Row) (Connection, error) {
+	c, err := ScanConnection(r)
+	c.Ciphertext = nil
+	return c, err
+}
+
+// Summaries turns jobs into console summaries, their payloads cut to at
+// most payloadMax bytes.
+func Summaries(js []*jobs.Job, payloadMax int) []JobSummary {
+	out := make([]JobSummary, len(js))
+	for i, j := range js {
+		var cut bool
+		j.Payload, cut = CutPayload(j.Payload, payloadMax)
+		out[i] = JobSummary{Job: j, PayloadCut: cut}
+	}
+	return out
+}
+
+// CheckRate refuses a rate ReserveRate cannot keep.
+func CheckRate(interval time.Duration, burst int) error {
+	if interval <= 0 || burst < 1 {
+		return errors.New("interval must be positive and burst at least 1")
+	}
+	return nil
 }

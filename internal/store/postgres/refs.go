@@ -2,11 +2,8 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/backlothq/backlot/internal/store"
 )
@@ -30,11 +27,8 @@ func (db *DB) GetRef(ctx context.Context, name string) (store.Ref, error) {
 	err := db.pool.QueryRow(ctx,
 		`SELECT scope, key_id, ciphertext, expires_at, single_use, used_by, created_at FROM refs WHERE name = $1`,
 		name).Scan(&r.Scope, &r.KeyID, &r.Ciphertext, &expires, &r.SingleUse, &r.UsedBy, &created)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Ref{}, fmt.Errorf("get reference: %w", store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Ref{}, fmt.Errorf("get reference: %w", err)
+		return store.Ref{}, fmt.Errorf("get reference: %w", notFound(err))
 	}
 	r.ExpiresAt = time.UnixMilli(expires).UTC()
 	r.CreatedAt = time.UnixMilli(created).UTC()

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,11 +29,8 @@ func (db *DB) GetSecret(ctx context.Context, scope, name string) (store.Secret, 
 	err := db.pool.QueryRow(ctx,
 		`SELECT key_id, ciphertext, updated_at FROM secrets WHERE scope = $1 AND name = $2`,
 		scope, name).Scan(&s.KeyID, &s.Ciphertext, &s.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Secret{}, fmt.Errorf("get secret %s %q: %w", scope, name, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Secret{}, fmt.Errorf("get secret %s %q: %w", scope, name, err)
+		return store.Secret{}, fmt.Errorf("get secret %s %q: %w", scope, name, notFound(err))
 	}
 	s.UpdatedAt = s.UpdatedAt.UTC()
 	return s, nil

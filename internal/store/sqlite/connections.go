@@ -9,25 +9,7 @@ import (
 	"github.com/backlothq/backlot/internal/store"
 )
 
-const connectionCols = `scope, name, key_id, ciphertext, state, scopes, expires_at, failures, retry_at, created_at, updated_at`
-
-func scanConnection(r store.Row) (store.Connection, error) {
-	var c store.Connection
-	var exp, retry, created, updated int64
-	if err := r.Scan(&c.Scope, &c.Name, &c.KeyID, &c.Ciphertext, &c.State, &c.Scopes, &exp, &c.Failures, &retry, &created, &updated); err != nil {
-		return store.Connection{}, err
-	}
-	c.ExpiresAt, c.RetryAt = store.FromMillis(exp), store.FromMillis(retry)
-	c.CreatedAt, c.UpdatedAt = store.FromMillis(created), store.FromMillis(updated)
-	return c, nil
-}
-
-// scanConnectionSummary scans a connection listed without its ciphertext.
-func scanConnectionSummary(r store.Row) (store.Connection, error) {
-	c, err := scanConnection(r)
-	c.Ciphertext = nil
-	return c, err
-}
+const connectionCols = store.ConnectionCols
 
 // PutConnectState records a pending login and prunes expired ones.
 func (db *DB) PutConnectState(ctx context.Context, s store.ConnectState) error {
@@ -66,7 +48,7 @@ func (db *DB) TakeConnectState(ctx context.Context, hash []byte) (store.ConnectS
 
 // GetConnection reads one connection.
 func (db *DB) GetConnection(ctx context.Context, scope, name string) (store.Connection, error) {
-	c, err := scanConnection(db.r.QueryRowContext(ctx,
+	c, err := store.ScanConnection(db.r.QueryRowContext(ctx,
 		`SELECT `+connectionCols+` FROM connections WHERE scope = ? AND name = ?`, scope, name))
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("get connection %s %q: %w", scope, name, notFound(err))
@@ -103,7 +85,7 @@ func (db *DB) DeleteConnection(ctx context.Context, scope, name string) error {
 // no other writer in any process can change the row until it returns.
 func (db *DB) LockConnection(ctx context.Context, scope, name string, fn func(store.Tx, store.Connection) error) error {
 	return db.WriteTx(ctx, func(t *sql.Tx) error {
-		c, err := scanConnection(t.QueryRowContext(ctx,
+		c, err := store.ScanConnection(t.QueryRowContext(ctx,
 			`SELECT `+connectionCols+` FROM connections WHERE scope = ? AND name = ?`, scope, name))
 		if err != nil {
 			return fmt.Errorf("lock connection %s %q: %w", scope, name, notFound(err))

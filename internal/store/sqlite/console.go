@@ -24,13 +24,7 @@ func (db *DB) ListJobSummaries(ctx context.Context, f store.ConsoleJobFilter) ([
 	if err != nil {
 		return nil, fmt.Errorf("list job summaries: %w", err)
 	}
-	out := make([]store.JobSummary, len(js))
-	for i, j := range js {
-		var cut bool
-		j.Payload, cut = store.CutPayload(j.Payload, f.PayloadMax)
-		out[i] = store.JobSummary{Job: j, PayloadCut: cut}
-	}
-	return out, nil
+	return store.Summaries(js, f.PayloadMax), nil
 }
 
 // CountJobsCapped counts matching jobs, reading at most limit+1 index
@@ -73,7 +67,7 @@ func (db *DB) ListConnectionSummaries(ctx context.Context, f store.ConnectionFil
 	if err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)
 	}
-	out, err := store.CollectRows(rows, scanConnectionSummary)
+	out, err := store.CollectRows(rows, store.ScanConnectionSummary)
 	if err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)
 	}

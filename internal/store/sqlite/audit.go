@@ -26,10 +26,7 @@ func (db *DB) InsertAuditTx(ctx context.Context, t store.Tx, e store.AuditEntry)
 	if _, err := db.sqlTx(t); err != nil {
 		return err
 	}
-	if err := store.InsertAuditTx(ctx, t, e); err != nil {
-		return fmt.Errorf("insert audit entry %s: %w", e.Action, err)
-	}
-	return nil
+	return store.InsertAuditTx(ctx, t, e)
 }
 
 // ListAudit lists audit entries newest first.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -102,6 +103,8 @@ func AuditArgs(e AuditEntry) []any {
 
 // InsertAuditTx is the shared body of both backends' InsertAuditTx.
 func InsertAuditTx(ctx context.Context, tx Tx, e AuditEntry) error {
-	_, err := tx.Exec(ctx, AuditInsertSQL, AuditArgs(e)...)
-	return err
+	if _, err := tx.Exec(ctx, AuditInsertSQL, AuditArgs(e)...); err != nil {
+		return fmt.Errorf("insert audit entry %s: %w", e.Action, err)
+	}
+	return nil
 }

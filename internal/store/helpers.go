@@ -126,3 +126,15 @@ func CheckSchema(ctx context.Context, s interface {
 	}
 	return nil
 }
+
+// PrepareSchema migrates s when migrate is set, and otherwise checks that
+// no migration is pending (CheckSchema).
+func PrepareSchema(ctx context.Context, s interface {
+	SchemaStatus(context.Context) (SchemaStatus, error)
+	Migrate(context.Context) error
+}, migrate bool) error {
+	if migrate {
+		return s.Migrate(ctx)
+	}
+	return CheckSchema(ctx, s)
+}

@@ -10,19 +10,7 @@ import (
 	"github.com/backlothq/backlot/internal/store"
 )
 
-const connectionCols = `scope, name, key_id, ciphertext, state, scopes, expires_at, failures, retry_at, created_at, updated_at`
-
-func scanConnection(r pgx.Row) (store.Connection, error) {
-	var c store.Connection
-	var exp, retry, created, updated, failures int64
-	if err := r.Scan(&c.Scope, &c.Name, &c.KeyID, &c.Ciphertext, &c.State, &c.Scopes, &exp, &failures, &retry, &created, &updated); err != nil {
-		return store.Connection{}, err
-	}
-	c.Failures = int(failures)
-	c.ExpiresAt, c.RetryAt = store.FromMillis(exp), store.FromMillis(retry)
-	c.CreatedAt, c.UpdatedAt = store.FromMillis(created), store.FromMillis(updated)
-	return c, nil
-}
+const connectionCols = store.ConnectionCols
 
 // PutConnectState records a pending login and prunes expired ones.
 func (db *DB) PutConnectState(ctx context.Context, s store.ConnectState) error {
@@ -59,7 +47,7 @@ func (db *DB) TakeConnectState(ctx context.Context, hash []byte) (store.ConnectS
 
 // GetConnection reads one connection.
 func (db *DB) GetConnection(ctx context.Context, scope, name string) (store.Connection, error) {
-	c, err := scanConnection(db.pool.QueryRow(ctx,
+	c, err := store.ScanConnection(db.pool.QueryRow(ctx,
 		`SELECT `+connectionCols+` FROM connections WHERE scope = $1 AND name = $2`, scope, name))
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("get connection %s %q: %w", scope, name, notFound(err))
@@ -85,12 +73,9 @@ func (db *DB) PutConnection(ctx context.Context, c store.Connection) error {
 
 // DeleteConnection removes one connection.
 func (db *DB) DeleteConnection(ctx context.Context, scope, name string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM connections WHERE scope = $1 AND name = $2`, scope, name)
+	err := store.Found(affected(db.pool.Exec(ctx, `DELETE FROM connections WHERE scope = $1 AND name = $2`, scope, name)))
 	if err != nil {
 		return fmt.Errorf("delete connection %s %q: %w", scope, name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete connection %s %q: %w", scope, name, store.ErrNotFound)
 	}
 	return nil
 }
@@ -100,7 +85,7 @@ func (db *DB) DeleteConnection(ctx context.Context, scope, name string) error {
 // then reads what it committed.
 func (db *DB) LockConnection(ctx context.Context, scope, name string, fn func(store.Tx, store.Connection) error) error {
 	return db.WriteTx(ctx, func(t pgx.Tx) error {
-		c, err := scanConnection(t.QueryRow(ctx,
+		c, err := store.ScanConnection(t.QueryRow(ctx,
 			`SELECT `+connectionCols+` FROM connections WHERE scope = $1 AND name = $2 FOR UPDATE`, scope, name))
 		if err != nil {
 			return fmt.Errorf("lock connection %s %q: %w", scope, name, notFound(err))
@@ -115,16 +100,13 @@ func (db *DB) UpdateConnectionTx(ctx context.Context, t store.Tx, c store.Connec
 	if err != nil {
 		return err
 	}
-	tag, err := pt.Exec(ctx,
+	err = store.Found(affected(pt.Exec(ctx,
 		`UPDATE connections SET key_id = $1, ciphertext = $2, state = $3, scopes = $4, expires_at = $5,
 		     failures = $6, retry_at = $7, updated_at = $8 WHERE scope = $9 AND name = $10`,
 		c.KeyID, c.Ciphertext, c.State, c.Scopes, store.Millis(c.ExpiresAt), int64(c.Failures),
-		store.Millis(c.RetryAt), store.Millis(c.UpdatedAt), c.Scope, c.Name)
+		store.Millis(c.RetryAt), store.Millis(c.UpdatedAt), c.Scope, c.Name)))
 	if err != nil {
 		return fmt.Errorf("update connection %s %q: %w", c.Scope, c.Name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("update connection %s %q: %w", c.Scope, c.Name, store.ErrNotFound)
 	}
 	return nil
 }

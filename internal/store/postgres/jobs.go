@@ -408,37 +408,9 @@ func (db *DB) GetJob(ctx context.Context, id int64) (*jobs.Job, error) {
 
 // ListJobs lists jobs newest first.
 func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]*jobs.Job, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
-	if f.State != "" {
-		add("state = $%d", string(f.State))
-	}
-	if f.Kind != "" {
-		add("kind = $%d", f.Kind)
-	}
-	if f.Queue != "" {
-		add("queue = $%d", f.Queue)
-	}
-	if f.BeforeID > 0 {
-		add("id < $%d", f.BeforeID)
-	}
-	q := `SELECT ` + jobCols + ` FROM backlot_jobs`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	args = append(args, limit)
-	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
-	rows, err := db.pool.Query(ctx, q, args...)
+	c := store.JobConds(f, placeholder)
+	q := `SELECT ` + jobCols + ` FROM backlot_jobs` + c.Where() + ` ORDER BY id DESC LIMIT ` + c.Arg(f.PageLimit())
+	rows, err := db.pool.Query(ctx, q, c.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

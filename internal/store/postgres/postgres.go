@@ -95,12 +95,7 @@ func Open(ctx context.Context, url string, opts store.Options) (*DB, error) {
 		return nil, fmt.Errorf("open postgres: migrations: %w", err)
 	}
 
-	if opts.Migrate {
-		err = db.Migrate(ctx)
-	} else {
-		err = store.CheckSchema(ctx, db)
-	}
-	if err != nil {
+	if err := store.PrepareSchema(ctx, db, opts.Migrate); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", redact(cfg), err)
 	}

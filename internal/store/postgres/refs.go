@@ -2,11 +2,8 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/backlothq/backlot/internal/store"
 )
@@ -30,11 +27,8 @@ func (db *DB) GetRef(ctx context.Context, name string) (store.Ref, error) {
 	err := db.pool.QueryRow(ctx,
 		`SELECT scope, key_id, ciphertext, expires_at, single_use, used_by, created_at FROM refs WHERE name = $1`,
 		name).Scan(&r.Scope, &r.KeyID, &r.Ciphertext, &expires, &r.SingleUse, &r.UsedBy, &created)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Ref{}, fmt.Errorf("get reference: %w", store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Ref{}, fmt.Errorf("get reference: %w", err)
+		return store.Ref{}, fmt.Errorf("get reference: %w", notFound(err))
 	}
 	r.ExpiresAt = time.UnixMilli(expires).UTC()
 	r.CreatedAt = time.UnixMilli(created).UTC()
@@ -44,28 +38,15 @@ func (db *DB) GetRef(ctx context.Context, name string) (store.Ref, error) {
 // UseRef marks a single-use row as opened by consumer, in one statement so
 // two openers cannot both win.
 func (db *DB) UseRef(ctx context.Context, name, consumer string) error {
-	tag, err := db.pool.Exec(ctx,
-		`UPDATE refs SET used_by = $1 WHERE name = $2 AND (used_by = '' OR used_by = $1)`, consumer, name)
-	if err != nil {
-		return fmt.Errorf("use reference: %w", err)
-	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
-	if _, err := db.GetRef(ctx, name); err != nil {
-		return fmt.Errorf("use reference: %w", err)
-	}
-	return fmt.Errorf("use reference: %w", store.ErrRefUsed)
+	n, err := affected(db.pool.Exec(ctx,
+		`UPDATE refs SET used_by = $1 WHERE name = $2 AND (used_by = '' OR used_by = $1)`, consumer, name))
+	return store.RefUsed(ctx, n, err, db.GetRef, name)
 }
 
 // DeleteRef removes one reference row.
 func (db *DB) DeleteRef(ctx context.Context, name string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM refs WHERE name = $1`, name)
-	if err != nil {
+	if err := store.Found(affected(db.pool.Exec(ctx, `DELETE FROM refs WHERE name = $1`, name))); err != nil {
 		return fmt.Errorf("delete reference: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete reference: %w", store.ErrNotFound)
 	}
 	return nil
 }

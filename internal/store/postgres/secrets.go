@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,11 +29,8 @@ func (db *DB) GetSecret(ctx context.Context, scope, name string) (store.Secret, 
 	err := db.pool.QueryRow(ctx,
 		`SELECT key_id, ciphertext, updated_at FROM secrets WHERE scope = $1 AND name = $2`,
 		scope, name).Scan(&s.KeyID, &s.Ciphertext, &s.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Secret{}, fmt.Errorf("get secret %s %q: %w", scope, name, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Secret{}, fmt.Errorf("get secret %s %q: %w", scope, name, err)
+		return store.Secret{}, fmt.Errorf("get secret %s %q: %w", scope, name, notFound(err))
 	}
 	s.UpdatedAt = s.UpdatedAt.UTC()
 	return s, nil
@@ -42,81 +38,24 @@ func (db *DB) GetSecret(ctx context.Context, scope, name string) (store.Secret, 
 
 // DeleteSecret removes one secret.
 func (db *DB) DeleteSecret(ctx context.Context, scope, name string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM secrets WHERE scope = $1 AND name = $2`, scope, name)
+	err := store.Found(affected(db.pool.Exec(ctx, `DELETE FROM secrets WHERE scope = $1 AND name = $2`, scope, name)))
 	if err != nil {
 		return fmt.Errorf("delete secret %s %q: %w", scope, name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete secret %s %q: %w", scope, name, store.ErrNotFound)
 	}
 	return nil
 }
 
 // CountByKeyID counts the rows of every encrypted table per key id.
 func (db *DB) CountByKeyID(ctx context.Context) ([]store.KeyCount, error) {
-	var out []store.KeyCount
-	for _, t := range store.EncryptedTables() {
-		rows, err := db.pool.Query(ctx,
-			`SELECT key_id, count(*) FROM `+t.Table+` GROUP BY key_id ORDER BY key_id COLLATE "C"`)
-		if err != nil {
-			return nil, fmt.Errorf("count %s rows by key: %w", t.Table, err)
-		}
-		for rows.Next() {
-			c := store.KeyCount{Kind: t.Kind}
-			if err := rows.Scan(&c.KeyID, &c.Rows); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("count %s rows by key: %w", t.Table, err)
-			}
-			out = append(out, c)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("count %s rows by key: %w", t.Table, err)
-		}
-	}
-	return out, nil
+	return store.CountByKeyID(ctx, db.query, func(table string) string {
+		return `SELECT key_id, count(*) FROM ` + table + ` GROUP BY key_id ORDER BY key_id COLLATE "C"`
+	})
 }
 
 // ListEncrypted pages through the rows of every encrypted table not sealed
 // under p.ExceptKeyID, walking each table's primary key.
 func (db *DB) ListEncrypted(ctx context.Context, p store.ListEncryptedParams) ([]store.EncryptedRow, error) {
-	if p.Limit <= 0 {
-		return nil, fmt.Errorf("list encrypted rows: limit %d, want a positive number", p.Limit)
-	}
-	var out []store.EncryptedRow
-	for _, t := range store.EncryptedTables() {
-		if len(out) >= p.Limit {
-			break
-		}
-		q := `SELECT scope, name, key_id, ciphertext FROM ` + t.Table + ` WHERE key_id <> $1`
-		args := []any{p.ExceptKeyID}
-		if p.After != nil {
-			if t.Kind < p.After.Kind {
-				continue
-			}
-			if t.Kind == p.After.Kind {
-				q += ` AND (scope, name) > ($2, $3)`
-				args = append(args, p.After.Scope, p.After.Name)
-			}
-		}
-		q += fmt.Sprintf(` ORDER BY scope, name LIMIT $%d`, len(args)+1)
-		args = append(args, p.Limit-len(out))
-		rows, err := db.pool.Query(ctx, q, args...)
-		if err != nil {
-			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.Table, err)
-		}
-		for rows.Next() {
-			r := store.EncryptedRow{EncryptedRef: store.EncryptedRef{Kind: t.Kind}}
-			if err := rows.Scan(&r.Scope, &r.Name, &r.KeyID, &r.Ciphertext); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("list encrypted rows of %s: %w", t.Table, err)
-			}
-			out = append(out, r)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.Table, err)
-		}
-	}
-	return out, nil
+	return store.ListEncrypted(ctx, db.query, placeholder, p)
 }
 
 // ReencryptRows swaps in new ciphertexts in one transaction, each only

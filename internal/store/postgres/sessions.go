@@ -2,11 +2,8 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/backlothq/backlot/internal/store"
 )
@@ -31,11 +28,8 @@ func (db *DB) GetSession(ctx context.Context, idHash []byte) (store.Session, err
 	err := db.pool.QueryRow(ctx,
 		`SELECT authenticator, subject, principal::text, created_at, expires_at FROM sessions WHERE id_hash = $1`,
 		idHash).Scan(&s.Authenticator, &s.Subject, &principal, &s.CreatedAt, &s.ExpiresAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Session{}, fmt.Errorf("get session: %w", store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Session{}, fmt.Errorf("get session: %w", err)
+		return store.Session{}, fmt.Errorf("get session: %w", notFound(err))
 	}
 	s.Principal = []byte(principal)
 	s.CreatedAt = s.CreatedAt.UTC()

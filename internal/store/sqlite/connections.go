@@ -9,20 +9,7 @@ import (
 	"github.com/backlothq/backlot/internal/store"
 )
 
-const connectionCols = `scope, name, key_id, ciphertext, state, scopes, expires_at, failures, retry_at, created_at, updated_at`
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanConnection(r scanner) (store.Connection, error) {
-	var c store.Connection
-	var exp, retry, created, updated int64
-	if err := r.Scan(&c.Scope, &c.Name, &c.KeyID, &c.Ciphertext, &c.State, &c.Scopes, &exp, &c.Failures, &retry, &created, &updated); err != nil {
-		return store.Connection{}, err
-	}
-	c.ExpiresAt, c.RetryAt = store.FromMillis(exp), store.FromMillis(retry)
-	c.CreatedAt, c.UpdatedAt = store.FromMillis(created), store.FromMillis(updated)
-	return c, nil
-}
+const connectionCols = store.ConnectionCols
 
 // PutConnectState records a pending login and prunes expired ones.
 func (db *DB) PutConnectState(ctx context.Context, s store.ConnectState) error {
@@ -61,7 +48,7 @@ func (db *DB) TakeConnectState(ctx context.Context, hash []byte) (store.ConnectS
 
 // GetConnection reads one connection.
 func (db *DB) GetConnection(ctx context.Context, scope, name string) (store.Connection, error) {
-	c, err := scanConnection(db.r.QueryRowContext(ctx,
+	c, err := store.ScanConnection(db.r.QueryRowContext(ctx,
 		`SELECT `+connectionCols+` FROM connections WHERE scope = ? AND name = ?`, scope, name))
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("get connection %s %q: %w", scope, name, notFound(err))
@@ -87,16 +74,9 @@ func (db *DB) PutConnection(ctx context.Context, c store.Connection) error {
 
 // DeleteConnection removes one connection.
 func (db *DB) DeleteConnection(ctx context.Context, scope, name string) error {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM connections WHERE scope = ? AND name = ?`, scope, name)
+	err := store.Found(affected(db.w.ExecContext(ctx, `DELETE FROM connections WHERE scope = ? AND name = ?`, scope, name)))
 	if err != nil {
 		return fmt.Errorf("delete connection %s %q: %w", scope, name, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete connection %s %q: %w", scope, name, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("delete connection %s %q: %w", scope, name, store.ErrNotFound)
 	}
 	return nil
 }
@@ -105,7 +85,7 @@ func (db *DB) DeleteConnection(ctx context.Context, scope, name string) error {
 // no other writer in any process can change the row until it returns.
 func (db *DB) LockConnection(ctx context.Context, scope, name string, fn func(store.Tx, store.Connection) error) error {
 	return db.WriteTx(ctx, func(t *sql.Tx) error {
-		c, err := scanConnection(t.QueryRowContext(ctx,
+		c, err := store.ScanConnection(t.QueryRowContext(ctx,
 			`SELECT `+connectionCols+` FROM connections WHERE scope = ? AND name = ?`, scope, name))
 		if err != nil {
 			return fmt.Errorf("lock connection %s %q: %w", scope, name, notFound(err))
@@ -120,16 +100,13 @@ func (db *DB) UpdateConnectionTx(ctx context.Context, t store.Tx, c store.Connec
 	if err != nil {
 		return err
 	}
-	res, err := st.ExecContext(ctx,
+	err = store.Found(affected(st.ExecContext(ctx,
 		`UPDATE connections SET key_id = ?, ciphertext = ?, state = ?, scopes = ?, expires_at = ?,
 		     failures = ?, retry_at = ?, updated_at = ? WHERE scope = ? AND name = ?`,
 		c.KeyID, c.Ciphertext, c.State, c.Scopes, store.Millis(c.ExpiresAt), c.Failures,
-		store.Millis(c.RetryAt), store.Millis(c.UpdatedAt), c.Scope, c.Name)
+		store.Millis(c.RetryAt), store.Millis(c.UpdatedAt), c.Scope, c.Name)))
 	if err != nil {
 		return fmt.Errorf("update connection %s %q: %w", c.Scope, c.Name, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("update connection %s %q: %w", c.Scope, c.Name, store.ErrNotFound)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/backlothq/backlot/internal/store"
@@ -415,32 +414,9 @@ func (db *DB) GetJob(ctx context.Context, id int64) (*jobs.Job, error) {
 
 // ListJobs lists jobs newest first.
 func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]*jobs.Job, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.State != "" {
-		where, args = append(where, "state = ?"), append(args, string(f.State))
-	}
-	if f.Kind != "" {
-		where, args = append(where, "kind = ?"), append(args, f.Kind)
-	}
-	if f.Queue != "" {
-		where, args = append(where, "queue = ?"), append(args, f.Queue)
-	}
-	if f.BeforeID > 0 {
-		where, args = append(where, "id < ?"), append(args, f.BeforeID)
-	}
-	q := `SELECT ` + jobCols + ` FROM backlot_jobs`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	q += " ORDER BY id DESC LIMIT ?"
-	rows, err := db.r.QueryContext(ctx, q, append(args, limit)...)
+	c := store.JobConds(f, placeholder)
+	q := `SELECT ` + jobCols + ` FROM backlot_jobs` + c.Where() + ` ORDER BY id DESC LIMIT ` + c.Arg(f.PageLimit())
+	rows, err := db.r.QueryContext(ctx, q, c.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

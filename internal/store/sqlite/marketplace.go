@@ -12,8 +12,8 @@ import (
 // ReserveRate implements store.RateLimitStore with one upsert on the
 // writer, which SQLite serialises.
 func (db *DB) ReserveRate(ctx context.Context, key string, interval time.Duration, burst int, now time.Time) (time.Duration, error) {
-	if interval <= 0 || burst < 1 {
-		return 0, fmt.Errorf("reserve rate %q: interval must be positive and burst at least 1", key)
+	if err := store.CheckRate(interval, burst); err != nil {
+		return 0, fmt.Errorf("reserve rate %q: %w", key, err)
 	}
 	n, iv := store.UnixSeconds(now), interval.Seconds()
 	var tat float64

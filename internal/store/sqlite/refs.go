@@ -44,48 +44,23 @@ func (db *DB) GetRef(ctx context.Context, name string) (store.Ref, error) {
 // UseRef marks a single-use row as opened by consumer, in one statement so
 // two openers cannot both win.
 func (db *DB) UseRef(ctx context.Context, name, consumer string) error {
-	res, err := db.w.ExecContext(ctx,
-		`UPDATE refs SET used_by = ? WHERE name = ? AND (used_by = '' OR used_by = ?)`, consumer, name, consumer)
-	if err != nil {
-		return fmt.Errorf("use reference: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("use reference: %w", err)
-	}
-	if n == 1 {
-		return nil
-	}
-	if _, err := db.GetRef(ctx, name); err != nil {
-		return fmt.Errorf("use reference: %w", err)
-	}
-	return fmt.Errorf("use reference: %w", store.ErrRefUsed)
+	n, err := affected(db.w.ExecContext(ctx,
+		`UPDATE refs SET used_by = ? WHERE name = ? AND (used_by = '' OR used_by = ?)`, consumer, name, consumer))
+	return store.RefUsed(ctx, n, err, db.GetRef, name)
 }
 
 // DeleteRef removes one reference row.
 func (db *DB) DeleteRef(ctx context.Context, name string) error {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM refs WHERE name = ?`, name)
-	if err != nil {
+	if err := store.Found(affected(db.w.ExecContext(ctx, `DELETE FROM refs WHERE name = ?`, name))); err != nil {
 		return fmt.Errorf("delete reference: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete reference: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("delete reference: %w", store.ErrNotFound)
 	}
 	return nil
 }
 
 // PruneRefs deletes up to limit expired reference rows.
 func (db *DB) PruneRefs(ctx context.Context, before time.Time, limit int) (int64, error) {
-	res, err := db.w.ExecContext(ctx,
-		`DELETE FROM refs WHERE name IN (SELECT name FROM refs WHERE expires_at < ? LIMIT ?)`, before.UnixMilli(), limit)
-	if err != nil {
-		return 0, fmt.Errorf("prune references: %w", err)
-	}
-	n, err := res.RowsAffected()
+	n, err := affected(db.w.ExecContext(ctx,
+		`DELETE FROM refs WHERE name IN (SELECT name FROM refs WHERE expires_at < ? LIMIT ?)`, before.UnixMilli(), limit))
 	if err != nil {
 		return 0, fmt.Errorf("prune references: %w", err)
 	}

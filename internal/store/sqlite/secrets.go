@@ -38,85 +38,24 @@ func (db *DB) GetSecret(ctx context.Context, scope, name string) (store.Secret, 
 
 // DeleteSecret removes one secret.
 func (db *DB) DeleteSecret(ctx context.Context, scope, name string) error {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM secrets WHERE scope = ? AND name = ?`, scope, name)
+	err := store.Found(affected(db.w.ExecContext(ctx, `DELETE FROM secrets WHERE scope = ? AND name = ?`, scope, name)))
 	if err != nil {
 		return fmt.Errorf("delete secret %s %q: %w", scope, name, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete secret %s %q: %w", scope, name, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("delete secret %s %q: %w", scope, name, store.ErrNotFound)
 	}
 	return nil
 }
 
 // CountByKeyID counts the rows of every encrypted table per key id.
 func (db *DB) CountByKeyID(ctx context.Context) ([]store.KeyCount, error) {
-	var out []store.KeyCount
-	for _, t := range store.EncryptedTables() {
-		rows, err := db.r.QueryContext(ctx,
-			`SELECT key_id, count(*) FROM `+t.Table+` GROUP BY key_id ORDER BY key_id`)
-		if err != nil {
-			return nil, fmt.Errorf("count %s rows by key: %w", t.Table, err)
-		}
-		for rows.Next() {
-			c := store.KeyCount{Kind: t.Kind}
-			if err := rows.Scan(&c.KeyID, &c.Rows); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("count %s rows by key: %w", t.Table, err)
-			}
-			out = append(out, c)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("count %s rows by key: %w", t.Table, err)
-		}
-	}
-	return out, nil
+	return store.CountByKeyID(ctx, db.query, func(table string) string {
+		return `SELECT key_id, count(*) FROM ` + table + ` GROUP BY key_id ORDER BY key_id`
+	})
 }
 
 // ListEncrypted pages through the rows of every encrypted table not sealed
 // under p.ExceptKeyID, walking each table's primary key.
 func (db *DB) ListEncrypted(ctx context.Context, p store.ListEncryptedParams) ([]store.EncryptedRow, error) {
-	if p.Limit <= 0 {
-		return nil, fmt.Errorf("list encrypted rows: limit %d, want a positive number", p.Limit)
-	}
-	var out []store.EncryptedRow
-	for _, t := range store.EncryptedTables() {
-		if len(out) >= p.Limit {
-			break
-		}
-		q := `SELECT scope, name, key_id, ciphertext FROM ` + t.Table + ` WHERE key_id <> ?`
-		args := []any{p.ExceptKeyID}
-		if p.After != nil {
-			if t.Kind < p.After.Kind {
-				continue
-			}
-			if t.Kind == p.After.Kind {
-				q += ` AND (scope, name) > (?, ?)`
-				args = append(args, p.After.Scope, p.After.Name)
-			}
-		}
-		q += ` ORDER BY scope, name LIMIT ?`
-		args = append(args, p.Limit-len(out))
-		rows, err := db.r.QueryContext(ctx, q, args...)
-		if err != nil {
-			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.Table, err)
-		}
-		for rows.Next() {
-			r := store.EncryptedRow{EncryptedRef: store.EncryptedRef{Kind: t.Kind}}
-			if err := rows.Scan(&r.Scope, &r.Name, &r.KeyID, &r.Ciphertext); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("list encrypted rows of %s: %w", t.Table, err)
-			}
-			out = append(out, r)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("list encrypted rows of %s: %w", t.Table, err)
-		}
-	}
-	return out, nil
+	return store.ListEncrypted(ctx, db.query, placeholder, p)
 }
 
 // ReencryptRows swaps in new ciphertexts in one transaction, each only

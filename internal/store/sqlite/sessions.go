@@ -49,12 +49,8 @@ func (db *DB) DeleteSession(ctx context.Context, idHash []byte) error {
 
 // DeleteSessionsBySubject revokes every session of one subject.
 func (db *DB) DeleteSessionsBySubject(ctx context.Context, authenticator, subject string) (int64, error) {
-	res, err := db.w.ExecContext(ctx,
-		`DELETE FROM sessions WHERE authenticator = ? AND subject = ?`, authenticator, subject)
-	if err != nil {
-		return 0, fmt.Errorf("delete sessions of %s/%s: %w", authenticator, subject, err)
-	}
-	n, err := res.RowsAffected()
+	n, err := affected(db.w.ExecContext(ctx,
+		`DELETE FROM sessions WHERE authenticator = ? AND subject = ?`, authenticator, subject))
 	if err != nil {
 		return 0, fmt.Errorf("delete sessions of %s/%s: %w", authenticator, subject, err)
 	}
@@ -63,11 +59,7 @@ func (db *DB) DeleteSessionsBySubject(ctx context.Context, authenticator, subjec
 
 // DeleteExpiredSessions removes sessions expired at now.
 func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, now.UnixMilli())
-	if err != nil {
-		return 0, fmt.Errorf("delete expired sessions: %w", err)
-	}
-	n, err := res.RowsAffected()
+	n, err := affected(db.w.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, now.UnixMilli()))
 	if err != nil {
 		return 0, fmt.Errorf("delete expired sessions: %w", err)
 	}

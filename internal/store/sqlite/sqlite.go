@@ -124,12 +124,7 @@ func Open(ctx context.Context, path string, opts store.Options) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: migrations: %w", path, err)
 	}
 
-	if opts.Migrate {
-		err = db.Migrate(ctx)
-	} else {
-		err = store.CheckSchema(ctx, db)
-	}
-	if err != nil {
+	if err := store.PrepareSchema(ctx, db, opts.Migrate); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}

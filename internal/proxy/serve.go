@@ -309,29 +309,9 @@ func dialFailed(err error) bool {
 	return errors.As(err, &dns)
 }
 
-// retryAfter reads Retry-After as seconds or an HTTP date.
+// retryAfter is httpapi.RetryAfter of the answer's header.
 func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > 1<<31 {
-			n = 1 << 31
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		d := t.Sub(now)
-		if d < 0 {
-			d = 0
-		}
-		return d, true
-	}
-	return 0, false
+	return httpapi.RetryAfter(h.Get("Retry-After"), now)
 }
 
 // discard drains a little of a body (so the connection can be reused)

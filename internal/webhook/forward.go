@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/httpapi"
 	"github.com/backlothq/backlot/jobs"
 )
 
@@ -153,27 +154,10 @@ func redactErr(err error, raw, redacted string) error {
 	return err
 }
 
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date.
+// parseRetryAfter is httpapi.RetryAfter capped at maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = max(t.Sub(now), 0)
-	} else {
-		return 0, false
-	}
-	return min(d, maxRetryAfter), true
+	d, ok := httpapi.RetryAfter(v, now)
+	return min(d, maxRetryAfter), ok
 }
 
 // Forwarders builds the forward worker of every endpoint that has a

@@ -18,10 +18,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/backlothq/backlot/internal/httpapi"
 )
 
 // Defaults of Config.
@@ -215,17 +216,11 @@ func (c *Client) retryWait(ra time.Duration, attempt int) (time.Duration, bool) 
 	return min(d, c.cfg.MaxRetryWait), true
 }
 
+// parseRetryAfter is httpapi.RetryAfter on the client's clock; 0 when
+// absent or unreadable.
 func (c *Client) parseRetryAfter(h string) time.Duration {
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(t.Sub(c.cfg.Now()), 0)
-	}
-	return 0
+	d, _ := httpapi.RetryAfter(h, c.cfg.Now())
+	return d
 }
 
 // apiError builds the *APIError of a refusal.

@@ -518,6 +518,13 @@ func TestRetryOn429(t *testing.T) {
 	if _, err := f.c.ShowUser(ctx, f.userID); !errors.Is(err, ErrRateLimited) || len(*f.sleeps) != 0 {
 		t.Errorf("Retry-After 60 s with a 10 s cap: %v after sleeping %v", err, *f.sleeps)
 	}
+	// A Retry-After too large for a time.Duration (go-retryablehttp once
+	// slept "484289h" on one) fails at once too, never a negative wait.
+	*f.sleeps = nil
+	f.m.InjectFault(marketplace.Fault{Route: "GET /v1/integration_api/users/show", Status: 429, RetryAfter: 99999999999, Times: 1})
+	if _, err := f.c.ShowUser(ctx, f.userID); !errors.Is(err, ErrRateLimited) || len(*f.sleeps) != 0 {
+		t.Errorf("Retry-After 99999999999 s: %v after sleeping %v", err, *f.sleeps)
+	}
 	// Out of retries: the 429 is returned after MaxRetries waits, each
 	// without Retry-After doubling.
 	*f.sleeps = nil

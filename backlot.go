@@ -165,6 +165,10 @@ func (a *App) build(ctx context.Context) error {
 		Logger:  a.log,
 		Metrics: a.reg,
 		Store:   a.store,
+		// With keys configured, CSRF tokens depend on a server secret too.
+		// Derived from the first key: after a rotation pages fetch a new
+		// token (GET /auth/csrf, or reload the console).
+		CSRFKey: a.keys.Derive("session csrf"),
 	})
 	if err != nil {
 		return fmt.Errorf("authenticators: %w", err)

@@ -36,6 +36,9 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Store keeps sessions; nil when no authenticator needs it.
 	Store store.Store
+	// CSRFKey keys the session CSRF tokens (derived from the keyring);
+	// nil derives them from the session id alone.
+	CSRFKey []byte
 }
 
 func (d Deps) withDefaults() Deps {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -32,14 +33,24 @@ const maxCSRFScan = 1 << 20
 // csrfLabel separates the CSRF derivation from any other use of the id.
 const csrfLabel = "backlot csrf token v1"
 
-// csrfToken derives a session's CSRF token from its id: HMAC-SHA256 keyed
-// with the 32 secret bytes of the cookie. Only someone who holds the
+// csrfToken derives a session's CSRF token from its id: HMAC-SHA256 over
+// the 32 secret bytes of the cookie, keyed with key (derived from the
+// keyring, Deps.CSRFKey) when there is one. Only someone who holds the
 // cookie value (the server, never page scripts: the cookie is HttpOnly)
-// can compute it, it needs no storage, and every instance sharing the
-// store derives the same one.
-func csrfToken(id []byte) string {
-	m := hmac.New(sha256.New, id)
-	m.Write([]byte(csrfLabel))
+// and, with a keyring, the server's secret can compute it; it needs no
+// storage, and every instance sharing the store and the keys derives the
+// same one, behind any proxy.
+func csrfToken(key, id []byte) string {
+	var m hash.Hash
+	if len(key) > 0 {
+		m = hmac.New(sha256.New, key)
+		m.Write([]byte(csrfLabel))
+		m.Write([]byte{0})
+		m.Write(id)
+	} else {
+		m = hmac.New(sha256.New, id)
+		m.Write([]byte(csrfLabel))
+	}
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
@@ -74,8 +85,8 @@ func checkOrigin(cop *http.CrossOriginProtection, r *http.Request) *auth.Failure
 // decoders downstream do not see (or forward upstream) a field that is
 // not theirs. It returns a *Failure (403 csrf_failed) when the token is
 // missing or wrong, and a plain error when the body cannot be read.
-func checkCSRF(r *http.Request, id []byte) error {
-	want := csrfToken(id)
+func checkCSRF(r *http.Request, key, id []byte) error {
+	want := csrfToken(key, id)
 	got := r.Header.Get(CSRFHeader)
 	if got == "" {
 		var err error

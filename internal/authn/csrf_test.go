@@ -72,13 +72,23 @@ func TestCSRFTokenBoundToSession(t *testing.T) {
 	t.Parallel()
 	a := bytes.Repeat([]byte{1}, sessionIDBytes)
 	b := bytes.Repeat([]byte{2}, sessionIDBytes)
-	if csrfToken(a) != csrfToken(a) {
-		t.Fatal("token is not deterministic")
+	k1 := bytes.Repeat([]byte{7}, 32)
+	k2 := bytes.Repeat([]byte{8}, 32)
+	for _, key := range [][]byte{nil, k1} {
+		if csrfToken(key, a) != csrfToken(key, a) {
+			t.Fatal("token is not deterministic")
+		}
+		if csrfToken(key, a) == csrfToken(key, b) {
+			t.Fatal("two sessions share a token")
+		}
+		if len(csrfToken(key, a)) != 43 {
+			t.Fatalf("token length %d, want 43 (32 bytes base64url)", len(csrfToken(key, a)))
+		}
 	}
-	if csrfToken(a) == csrfToken(b) {
-		t.Fatal("two sessions share a token")
-	}
-	if len(csrfToken(a)) != 43 {
-		t.Fatalf("token length %d, want 43 (32 bytes base64url)", len(csrfToken(a)))
+	// With a server key, the session id alone (a leaked log line, a copy
+	// of the database holds only its hash anyway) does not give the token,
+	// and another deployment's key gives another one.
+	if csrfToken(k1, a) == csrfToken(nil, a) || csrfToken(k1, a) == csrfToken(k2, a) {
+		t.Fatal("the server key does not change the token")
 	}
 }

@@ -161,7 +161,7 @@ func (a *sessionAuth) Authenticate(r *http.Request) (*auth.Principal, error) {
 		if f := checkOrigin(a.cop, r); f != nil {
 			return nil, f
 		}
-		if err := checkCSRF(r, id); err != nil {
+		if err := checkCSRF(r, a.deps.CSRFKey, id); err != nil {
 			return nil, err
 		}
 	}
@@ -308,7 +308,7 @@ func (rs *sessionRoutes) handleLogin(w http.ResponseWriter, r *http.Request) {
 		out.Claims = map[string]any{}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, loginResponse{
-		CSRFToken: csrfToken(id),
+		CSRFToken: csrfToken(sa.deps.CSRFKey, id),
 		ExpiresAt: sess.ExpiresAt.UTC().Truncate(time.Millisecond),
 		Principal: &out,
 	})
@@ -382,7 +382,7 @@ func (rs *sessionRoutes) handleCSRF(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"csrf_token": csrfToken(id)})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"csrf_token": csrfToken(rs.set.deps.CSRFKey, id)})
 }
 
 // handleLogout deletes the session server-side and clears the cookie. It
@@ -424,7 +424,7 @@ func isEmptyBody(err error) bool {
 func (s *Set) CSRFToken(r *http.Request) (string, bool) {
 	for _, sa := range s.sessions.sessions {
 		if id, err := sa.readCookie(r); err == nil {
-			return csrfToken(id), true
+			return csrfToken(sa.deps.CSRFKey, id), true
 		}
 	}
 	return "", false

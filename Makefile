@@ -32,7 +32,7 @@ install: build
 
 ## bench: the Go benchmarks, then the side-by-side comparison with the peer.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./auth/ ./internal/webhook/ ./internal/engine/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./internal/authn/ ./internal/webhook/ ./internal/engine/ ./internal/proxy/
 	@if [ -x bench/compare.sh ]; then bench/compare.sh; fi
 
 clean:

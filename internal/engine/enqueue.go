@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/backlothq/backlot/internal/store"
@@ -191,7 +193,8 @@ func (e *Engine) commitLoop() {
 	}
 }
 
-// enqueued counts new jobs and wakes the fetchers of their queues.
+// enqueued counts new jobs and wakes the fetchers of the queues of those
+// due and not claimed at insert (their queue has a backlog from now on).
 func (e *Engine) enqueued(ins []store.JobInsert, res []jobs.EnqueueResult) {
 	var last string
 	now := e.now()
@@ -200,9 +203,203 @@ func (e *Engine) enqueued(ins []store.JobInsert, res []jobs.EnqueueResult) {
 			continue
 		}
 		e.m.total.WithLabelValues(ins[i].Kind, "enqueued").Inc()
-		if q := ins[i].Queue; q != last && !ins[i].RunAt.After(now) {
-			e.wake(q)
-			last = q
+		if q := ins[i].Queue; ins[i].LeaseUntil.IsZero() && !ins[i].RunAt.After(now) {
+			if qu := e.queues[q]; qu != nil {
+				qu.backlog.Store(true)
+			}
+			if q != last {
+				e.wake(q)
+				last = q
+			}
 		}
 	}
+}
+
+// writeLoop replaces commitLoop and updateLoop on a store with one writer
+// (store.JobBatchWriter, SQLite). One goroutine gathers both the queued
+// enqueues and the run updates (outcomes, log lines, progress) and writes
+// them in one transaction; jobs this engine can run now are inserted
+// already claimed and started from what it just inserted. Per job the
+// writer then commits once for its insert and claim and shares a second
+// commit for its outcome with the next batch's inserts, where the separate
+// committer, fetcher and updater made three transactions. The commit is
+// the enqueue's synchronous=FULL one, so nothing acknowledged gets weaker.
+//
+// When enq is closed (Stop) it writes what it holds and carries on as the
+// plain updateLoop, which drains the updates until updDone.
+func (e *Engine) writeLoop() {
+	batch := make([]*enqueueReq, 0, MaxEnqueueBatch)
+	var u pendingUpdates
+	w := batchScratch{ins: make([]store.JobInsert, 0, MaxEnqueueBatch)}
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
+	var lastCommit time.Time // wall clock: a scheduling matter, not job time
+	for open := true; open; {
+		batch = batch[:0]
+		select {
+		case r, ok := <-e.enq:
+			if ok {
+				batch = append(batch, r)
+			} else {
+				open = false
+			}
+		case x := <-e.updates:
+			u.add(x)
+		}
+		if open && len(batch) == 0 && time.Since(lastCommit) < gatherHot {
+			// Updates alone under load: wait a moment for an enqueue to
+			// share its commit rather than write them in one of their own.
+			gather.Reset(updatesWait)
+			select {
+			case r, ok := <-e.enq:
+				gather.Stop()
+				if ok {
+					batch = append(batch, r)
+				} else {
+					open = false
+				}
+			case <-gather.C:
+			}
+		}
+	drain:
+		for open && len(batch) < MaxEnqueueBatch {
+			select {
+			case r, ok := <-e.enq:
+				if !ok {
+					open = false
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		// Under sustained load (the previous commit just ended), gather
+		// for a moment before committing. With few cores, and with one
+		// (GOMAXPROCS=1) above all, the first caller's send wakes this
+		// goroutine ahead of the other requests already waiting on their
+		// sockets, and its short syscalls never hand the processor over:
+		// without a pause every commit (and fsync) carried one or two
+		// jobs. Blocking here lets the scheduler poll the network and
+		// run those handlers, which join this batch. The pause ends once
+		// no caller joined for gatherGap, and after gatherMax at most.
+		if open && len(batch) > 0 && len(batch) < MaxEnqueueBatch && time.Since(lastCommit) < gatherHot {
+			deadline := time.Now().Add(gatherMax)
+		gathering:
+			for len(batch) < MaxEnqueueBatch {
+				wait := min(gatherGap, time.Until(deadline))
+				if wait <= 0 {
+					break
+				}
+				gather.Reset(wait)
+				select {
+				case r, ok := <-e.enq:
+					gather.Stop()
+					if !ok {
+						open = false
+						break gathering
+					}
+					batch = append(batch, r)
+				case <-gather.C:
+					break gathering
+				}
+			}
+		}
+	updates:
+		for range 1024 {
+			select {
+			case x := <-e.updates:
+				u.add(x)
+			default:
+				break updates
+			}
+		}
+		if len(batch) == 0 {
+			e.flush(&u.JobUpdates)
+			continue
+		}
+		e.writeBatch(batch, &u, &w)
+		lastCommit = time.Now()
+	}
+	e.commitWG.Done()
+	e.updateLoop()
+}
+
+// writeLoop's gathering pause (see there).
+const (
+	gatherHot = 2 * time.Millisecond   // a commit ended this recently: under load
+	gatherGap = 100 * time.Microsecond // no caller joined for this long: commit
+	gatherMax = time.Millisecond       // never pause longer
+	// updatesWait is how long run updates wait under load for an enqueue
+	// to share its commit.
+	updatesWait = 2 * time.Millisecond
+)
+
+// batchScratch is writeLoop's reusable space.
+type batchScratch struct {
+	ins []store.JobInsert
+	q   []*queue // queue whose slot a claimed insert holds, by index; nil if not claimed
+}
+
+// writeBatch writes one group commit with the pending updates, answers
+// the callers and starts the jobs claimed at insert.
+func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScratch) {
+	now := e.now()
+	lease := now.Add(e.cfg.Lease.D())
+	// Held until the claimed jobs are started, so Stop cannot begin
+	// waiting on runWG in between.
+	e.insertClaimMu.Lock()
+	defer e.insertClaimMu.Unlock()
+	w.ins, w.q = w.ins[:0], w.q[:0]
+	for _, r := range batch {
+		in := r.ins
+		var q *queue
+		if !e.noInsertClaim && !in.RunAt.After(now) {
+			if qu := e.queues[in.Queue]; qu != nil && !qu.backlog.Load() {
+				if fn, _ := e.worker(in.Kind); fn != nil && qu.reserve(1) == 1 {
+					q = qu
+					in.LeaseUntil = lease
+				}
+			}
+		}
+		w.ins = append(w.ins, in)
+		w.q = append(w.q, q)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
+	res, err := e.bw.WriteJobBatch(ctx, now, w.ins, u.JobUpdates)
+	cancel()
+	e.m.batch.Observe(float64(len(batch)))
+	if err != nil {
+		e.log.Error("enqueue batch failed", "jobs", len(batch), "error", err)
+		for i, r := range batch {
+			if w.q[i] != nil {
+				w.q[i].release(1)
+			}
+			r.done <- enqueueRes{err: err}
+		}
+		e.flush(&u.JobUpdates) // the updates on their own, with retries
+		return
+	}
+	u.reset()
+	created := now.Truncate(time.Microsecond).UTC() // as the store keeps it
+	leaseUntil := lease.Truncate(time.Microsecond).UTC()
+	for i, r := range batch {
+		if q := w.q[i]; q != nil {
+			if res[i].Duplicate {
+				q.release(1)
+			} else {
+				in := &w.ins[i]
+				lu := leaseUntil
+				e.start(q, &jobs.Job{
+					ID: res[i].ID, Kind: in.Kind, Queue: in.Queue,
+					Payload: bytes.Clone(in.Payload), // the caller may reuse its buffer once answered
+					State:   jobs.StateRunning, Attempt: 1, MaxAttempts: in.MaxAttempts,
+					RunAt: created, LeaseUntil: &lu, DedupeKey: in.DedupeKey, CreatedAt: created,
+				})
+			}
+		}
+		r.done <- enqueueRes{res: res[i]}
+	}
+	e.enqueued(w.ins, res)
+	clear(w.q)
 }

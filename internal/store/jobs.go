@@ -98,6 +98,22 @@ type JobInsert struct {
 	MaxAttempts int
 	RunAt       time.Time // after the insert's now: state scheduled
 	DedupeKey   string    // "" for none
+	// LeaseUntil, when set, inserts the job already claimed: running,
+	// attempt 1, leased until then. Only a store implementing
+	// JobBatchWriter honours it (see there); others must not be given it.
+	LeaseUntil time.Time
+}
+
+// JobBatchWriter is implemented by a store whose writes are serialised
+// through one writer (SQLite), where every transaction saved is throughput.
+// The engine then writes a group commit's inserts and the pending run
+// updates in one transaction, and inserts jobs it will run itself already
+// claimed (JobInsert.LeaseUntil) instead of claiming them in a second
+// transaction.
+type JobBatchWriter interface {
+	// WriteJobBatch is InsertJobs and UpdateJobs in one durable
+	// transaction (inserts first). Either both are written or neither.
+	WriteJobBatch(ctx context.Context, now time.Time, batch []JobInsert, u JobUpdates) ([]jobs.EnqueueResult, error)
 }
 
 // ClaimParams selects jobs to claim.

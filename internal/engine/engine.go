@@ -160,6 +160,8 @@ type Engine struct {
 	// job is claimed at insert (runWG is being waited on).
 	insertClaimMu sync.Mutex
 	noInsertClaim bool
+	// lastCommit is when writeLoop last committed (unix nanoseconds).
+	lastCommit atomic.Int64
 
 	started   atomic.Bool
 	stopped   atomic.Bool

@@ -320,6 +320,7 @@ func (e *Engine) writeLoop() {
 		}
 		e.writeBatch(batch, &u, &w)
 		lastCommit = time.Now()
+		e.lastCommit.Store(lastCommit.UnixNano())
 	}
 	e.commitWG.Done()
 	e.updateLoop()
@@ -337,12 +338,21 @@ const (
 
 // batchScratch is writeLoop's reusable space.
 type batchScratch struct {
-	ins []store.JobInsert
-	q   []*queue // queue whose slot a claimed insert holds, by index; nil if not claimed
+	ins    []store.JobInsert
+	q      []*queue // queue whose slot a claimed insert holds, by index; nil if not claimed
+	claims []store.ClaimParams
+	claimQ []*queue
 }
 
-// writeBatch writes one group commit with the pending updates, answers
-// the callers and starts the jobs claimed at insert.
+// writerHot reports whether writeLoop committed a moment ago: it is under
+// load and claims for queues with waiting jobs in its own transactions.
+func (e *Engine) writerHot() bool {
+	return e.bw != nil && time.Since(time.Unix(0, e.lastCommit.Load())) < gatherHot
+}
+
+// writeBatch writes one group commit with the pending updates and the
+// claims of queues with waiting jobs, answers the callers and starts the
+// jobs claimed.
 func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScratch) {
 	now := e.now()
 	lease := now.Add(e.cfg.Lease.D())
@@ -350,7 +360,7 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 	// waiting on runWG in between.
 	e.insertClaimMu.Lock()
 	defer e.insertClaimMu.Unlock()
-	w.ins, w.q = w.ins[:0], w.q[:0]
+	w.ins, w.q, w.claims, w.claimQ = w.ins[:0], w.q[:0], w.claims[:0], w.claimQ[:0]
 	for _, r := range batch {
 		in := r.ins
 		var q *queue
@@ -365,8 +375,24 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 		w.ins = append(w.ins, in)
 		w.q = append(w.q, q)
 	}
+	if _, kinds := e.worker(""); !e.noInsertClaim && len(kinds) > 0 {
+		// Queues with waiting jobs get their free slots filled in the same
+		// transaction, oldest first (this batch's inserts included), where
+		// their fetchers would claim in one of their own.
+		for _, qu := range e.queues {
+			if !qu.backlog.Load() {
+				continue
+			}
+			if n := qu.reserve(maxClaim); n > 0 {
+				w.claims = append(w.claims, store.ClaimParams{
+					Queue: qu.name, Kinds: kinds, Limit: n, Now: now, Lease: e.cfg.Lease.D(), SkipLapsed: true,
+				})
+				w.claimQ = append(w.claimQ, qu)
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
-	res, err := e.bw.WriteJobBatch(ctx, now, w.ins, u.JobUpdates)
+	out, err := e.bw.WriteJobBatch(ctx, now, store.JobBatch{Inserts: w.ins, Updates: u.JobUpdates, Claims: w.claims})
 	cancel()
 	e.m.batch.Observe(float64(len(batch)))
 	if err != nil {
@@ -377,10 +403,14 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 			}
 			r.done <- enqueueRes{err: err}
 		}
+		for i, c := range w.claims {
+			w.claimQ[i].release(c.Limit)
+		}
 		e.flush(&u.JobUpdates) // the updates on their own, with retries
 		return
 	}
 	u.reset()
+	res := out.Inserted
 	created := now.Truncate(time.Microsecond).UTC() // as the store keeps it
 	leaseUntil := lease.Truncate(time.Microsecond).UTC()
 	for i, r := range batch {
@@ -401,5 +431,16 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 		r.done <- enqueueRes{res: res[i]}
 	}
 	e.enqueued(w.ins, res)
+	for i, got := range out.Claimed {
+		qu, n := w.claimQ[i], w.claims[i].Limit
+		qu.release(n - len(got))
+		for _, j := range got {
+			e.start(qu, j)
+		}
+		if len(got) < n {
+			qu.backlog.Store(false) // nothing due is left
+		}
+	}
 	clear(w.q)
+	clear(w.claimQ)
 }

@@ -90,6 +90,22 @@ func (e *Engine) fetchLoop(ctx context.Context, q *queue) {
 			}
 			continue
 		}
+		// Lapsed leases are a recovery path: looking once per poll
+		// interval is enough, and saves a statement on every claim.
+		skip := e.now().Sub(lapsedAt) < e.deps.PollInterval
+		if skip && e.writerHot() {
+			// Under load the writer claims for queues with waiting jobs
+			// in its own transactions: look again once it cools down.
+			poll.Reset(gatherHot)
+			select {
+			case <-ctx.Done():
+			case <-poll.C:
+			}
+			continue
+		}
+		if !skip {
+			lapsedAt = e.now()
+		}
 		_, kinds := e.worker("")
 		n := q.reserve(min(free, maxClaim))
 		if n == 0 {
@@ -98,12 +114,6 @@ func (e *Engine) fetchLoop(ctx context.Context, q *queue) {
 		var got []*jobs.Job
 		var err error
 		if len(kinds) > 0 {
-			// Lapsed leases are a recovery path: looking once per poll
-			// interval is enough, and saves a statement on every claim.
-			skip := e.now().Sub(lapsedAt) < e.deps.PollInterval
-			if !skip {
-				lapsedAt = e.now()
-			}
 			got, err = e.st.ClaimJobs(ctx, store.ClaimParams{
 				Queue: q.name, Kinds: kinds, Limit: n, Now: e.now(), Lease: e.cfg.Lease.D(), SkipLapsed: skip,
 			})

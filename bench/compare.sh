@@ -184,7 +184,7 @@ run_ingest() { # $1 url, $2 completed-counter function, $3 function printing the
   for _ in $(seq 1 1200); do
     now=$($2)
     if [ "$((now - before))" -ge "$ok" ]; then done_at=$(date +%s.%N); break; fi
-    sleep 0.05
+    sleep 0.1
   done
   t1=$(ticks $($3))
   local e2e=0
@@ -255,10 +255,11 @@ printf '| measurement | peer | backlot SQLite | backlot PostgreSQL | ratio SQLit
 printf '| webhook ingest, acknowledged/s (jobs completed meanwhile) | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_rps)" "$(avg sq_rps)" "$(avg pg_rps)" "$(ratio sq_rps peer_rps)" "$(ratio pg_rps peer_rps)"
 printf '| webhook ingest p99, ms | %.1f | %.1f | %.1f | | |\n' "$(avg peer_p99)" "$(avg sq_p99)" "$(avg pg_p99)"
 printf '| end to end, completed jobs/s | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_e2e)" "$(avg sq_e2e)" "$(avg pg_e2e)" "$(ratio sq_e2e peer_e2e)" "$(ratio pg_e2e peer_e2e)"
-printf '| CPU per delivery (ingest + completion), µs | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_cpu)" "$(avg sq_cpu)" "$(avg pg_cpu)" "$(ratio sq_cpu peer_cpu)" "$(ratio pg_cpu peer_cpu)"
+printf '| CPU per delivery (ingest + completion), µs; ratio = peer ÷ backlot | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_cpu)" "$(avg sq_cpu)" "$(avg pg_cpu)" "$(ratio peer_cpu sq_cpu)" "$(ratio peer_cpu pg_cpu)"
 printf '| ceiling: bare handler reading the POST, req/s (CPU µs/req) | %.0f (%.0f) | | | | |\n' "$(avg bare_post)" "$(avg bare_post_cpu)"
 printf '| backlot / bare POST ceiling | | %s | %s | | |\n' "$(ratio sq_rps bare_post)" "$(ratio pg_rps bare_post)"
 printf '\n| authenticated GET (RS256 via JWKS) | req/s | p99 ms | CPU µs/req | backlot ratio (req/s) |\n|---|---|---|---|---|\n'
 printf '| peer GET /api/ext/me (jose) | %.0f | %.1f | %.0f | %s (backlot / peer) |\n' "$(avg peer_get)" "$(avg peer_get_p99)" "$(avg peer_get_cpu)" "$(ratio bl_get peer_get)"
 printf '| backlot GET /auth/whoami | %.0f | %.1f | %.0f | |\n' "$(avg bl_get)" "$(avg bl_get_p99)" "$(avg bl_get_cpu)"
 printf '| bare net/http handler | %.0f | %.1f | %.0f | %s (backlot / bare) |\n' "$(avg bare_get)" "$(avg bare_get_p99)" "$(avg bare_get_cpu)" "$(ratio bl_get bare_get)"
+printf '| CPU per request: peer ÷ backlot, bare ÷ backlot | | | %s, %s | |\n' "$(ratio peer_get_cpu bl_get_cpu)" "$(ratio bare_get_cpu bl_get_cpu)"

@@ -16,6 +16,8 @@ import (
 type enqueueReq struct {
 	ins  store.JobInsert
 	done chan enqueueRes // buffered 1
+	// deferred: writeLoop held it back one batch for a worker slot.
+	deferred bool
 }
 
 type enqueueRes struct {
@@ -117,7 +119,7 @@ func (e *Engine) Enqueue(ctx context.Context, kind string, payload []byte, opts 
 	}
 	select {
 	case r := <-req.done:
-		req.ins = store.JobInsert{}
+		req.ins, req.deferred = store.JobInsert{}, false
 		e.reqPool.Put(req)
 		if r.err != nil {
 			return jobs.EnqueueResult{}, fmt.Errorf("enqueue %s: %w", kind, r.err)
@@ -234,17 +236,21 @@ func (e *Engine) writeLoop() {
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	var lastCommit time.Time // wall clock: a scheduling matter, not job time
-	for open := true; open; {
-		batch = batch[:0]
-		select {
-		case r, ok := <-e.enq:
-			if ok {
-				batch = append(batch, r)
-			} else {
-				open = false
+	var carry []*enqueueReq  // held back by the last batch (see writeBatch)
+	for open := true; open || len(carry) > 0; {
+		batch = append(batch[:0], carry...)
+		carry = carry[:0]
+		if len(batch) == 0 {
+			select {
+			case r, ok := <-e.enq:
+				if ok {
+					batch = append(batch, r)
+				} else {
+					open = false
+				}
+			case x := <-e.updates:
+				u.add(x)
 			}
-		case x := <-e.updates:
-			u.add(x)
 		}
 		if open && len(batch) == 0 && time.Since(lastCommit) < gatherHot {
 			// Updates alone under load: wait a moment for an enqueue to
@@ -318,7 +324,7 @@ func (e *Engine) writeLoop() {
 			e.flush(&u.JobUpdates)
 			continue
 		}
-		e.writeBatch(batch, &u, &w)
+		carry = e.writeBatch(batch, &u, &w, carry)
 		lastCommit = time.Now()
 		e.lastCommit.Store(lastCommit.UnixNano())
 	}
@@ -333,7 +339,12 @@ const (
 	gatherMax = time.Millisecond       // never pause longer
 	// updatesWait is how long run updates wait under load for an enqueue
 	// to share its commit.
-	updatesWait = 2 * time.Millisecond
+	updatesWait = 5 * time.Millisecond
+	// claimHot: the writer committed this recently, so it claims for
+	// queues with waiting jobs and their fetchers leave it to it. Longer
+	// than gatherHot: on one busy core a commit cycle (gathering, writing,
+	// fsync) takes several milliseconds.
+	claimHot = 10 * time.Millisecond
 )
 
 // batchScratch is writeLoop's reusable space.
@@ -342,39 +353,35 @@ type batchScratch struct {
 	q      []*queue // queue whose slot a claimed insert holds, by index; nil if not claimed
 	claims []store.ClaimParams
 	claimQ []*queue
+	reqs   []*enqueueReq // the batch's requests written now, by index of ins
 }
 
 // writerHot reports whether writeLoop committed a moment ago: it is under
 // load and claims for queues with waiting jobs in its own transactions.
 func (e *Engine) writerHot() bool {
-	return e.bw != nil && time.Since(time.Unix(0, e.lastCommit.Load())) < gatherHot
+	return e.bw != nil && time.Since(time.Unix(0, e.lastCommit.Load())) < claimHot
 }
 
 // writeBatch writes one group commit with the pending updates and the
 // claims of queues with waiting jobs, answers the callers and starts the
 // jobs claimed.
-func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScratch) {
+//
+// A due job this engine runs that finds no free worker slot, in a queue
+// whose slots are turning over (this batch takes some), is held back
+// once, appended to carry for the next batch, instead of being inserted
+// available: under load fast jobs finish while the writer writes, and the
+// next batch inserts it claimed, where inserted now it would cost a claim
+// (rewriting its row and indexes) in a later batch. Its caller waits one
+// commit longer; it is held back at most once, and never when the queue's
+// slots are all taken by running jobs.
+func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScratch, carry []*enqueueReq) []*enqueueReq {
 	now := e.now()
 	lease := now.Add(e.cfg.Lease.D())
 	// Held until the claimed jobs are started, so Stop cannot begin
 	// waiting on runWG in between.
 	e.insertClaimMu.Lock()
 	defer e.insertClaimMu.Unlock()
-	w.ins, w.q, w.claims, w.claimQ = w.ins[:0], w.q[:0], w.claims[:0], w.claimQ[:0]
-	for _, r := range batch {
-		in := r.ins
-		var q *queue
-		if !e.noInsertClaim && !in.RunAt.After(now) {
-			if qu := e.queues[in.Queue]; qu != nil && !qu.backlog.Load() {
-				if fn, _ := e.worker(in.Kind); fn != nil && qu.reserve(1) == 1 {
-					q = qu
-					in.LeaseUntil = lease
-				}
-			}
-		}
-		w.ins = append(w.ins, in)
-		w.q = append(w.q, q)
-	}
+	w.ins, w.q, w.claims, w.claimQ, w.reqs = w.ins[:0], w.q[:0], w.claims[:0], w.claimQ[:0], w.reqs[:0]
 	if _, kinds := e.worker(""); !e.noInsertClaim && len(kinds) > 0 {
 		// Queues with waiting jobs get their free slots filled in the same
 		// transaction, oldest first (this batch's inserts included), where
@@ -388,9 +395,42 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 					Queue: qu.name, Kinds: kinds, Limit: n, Now: now, Lease: e.cfg.Lease.D(), SkipLapsed: true,
 				})
 				w.claimQ = append(w.claimQ, qu)
+				qu.turning = true
 			}
 		}
 	}
+	for _, r := range batch {
+		in := r.ins
+		var q *queue
+		if !e.noInsertClaim && !in.RunAt.After(now) {
+			if qu := e.queues[in.Queue]; qu != nil {
+				if fn, _ := e.worker(in.Kind); fn != nil {
+					switch {
+					case !qu.backlog.Load() && qu.reserve(1) == 1:
+						q = qu
+						in.LeaseUntil = lease
+						qu.turning = true
+					case qu.turning && !r.deferred:
+						// Slots are coming free (this batch takes some):
+						// next batch rather than a claim later.
+						r.deferred = true
+						carry = append(carry, r)
+						continue
+					}
+				}
+			}
+		}
+		w.reqs = append(w.reqs, r)
+		w.ins = append(w.ins, in)
+		w.q = append(w.q, q)
+	}
+	for _, qu := range e.queues {
+		qu.turning = false
+	}
+	if len(w.reqs) == 0 && len(w.claims) == 0 && u.empty() {
+		return carry // all held back, nothing to write
+	}
+	batch = w.reqs
 	ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
 	out, err := e.bw.WriteJobBatch(ctx, now, store.JobBatch{Inserts: w.ins, Updates: u.JobUpdates, Claims: w.claims})
 	cancel()
@@ -407,7 +447,7 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 			w.claimQ[i].release(c.Limit)
 		}
 		e.flush(&u.JobUpdates) // the updates on their own, with retries
-		return
+		return carry
 	}
 	u.reset()
 	res := out.Inserted
@@ -443,4 +483,6 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 	}
 	clear(w.q)
 	clear(w.claimQ)
+	clear(w.reqs)
+	return carry
 }

@@ -31,6 +31,9 @@ type queue struct {
 	// fresh jobs do not overtake waiting ones. The fetcher clears it when
 	// a claim comes back short (nothing due is left).
 	backlog atomic.Bool
+	// turning: the batch writeLoop is building takes slots of this
+	// queue. Only writeLoop uses it.
+	turning bool
 }
 
 // reserve takes up to n free slots and returns how many it took.
@@ -96,7 +99,7 @@ func (e *Engine) fetchLoop(ctx context.Context, q *queue) {
 		if skip && e.writerHot() {
 			// Under load the writer claims for queues with waiting jobs
 			// in its own transactions: look again once it cools down.
-			poll.Reset(gatherHot)
+			poll.Reset(claimHot)
 			select {
 			case <-ctx.Done():
 			case <-poll.C:

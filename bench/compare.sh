@@ -171,13 +171,24 @@ cpu_us() {
   awk -v n="$3" -v hz="$clk_tck" 'NR==FNR {b[$1]=$2; next} {d += $2 - b[$1]} END {if (n > 0) printf "%.0f\n", d / hz * 1e6 / n; else print 0}' <(echo "$1") <(echo "$2")
 }
 
+# core0: "busy total" jiffies of core 0 (the servers' core in the per-core form).
+core0() { awk '/^cpu0 / {b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
+# share T0 T1 C0 C1: "core 0 busy N%, the server M%" over a window: how much
+# of its core the server had (other tenants of a shared machine take the rest).
+share() {
+  local s0 s1; s0=$(echo "$1" | awk '{s+=$2} END {print s+0}'); s1=$(echo "$2" | awk '{s+=$2} END {print s+0}')
+  echo "$3 $4 $s0 $s1" | awk '{split($0,a," "); bt=a[3]-a[1]; tt=a[4]-a[2]; if (tt<=0) tt=1; printf "core0 busy %.0f%%, server %.0f%%", 100*bt/tt, 100*(a[6]-a[5])/tt}'
+}
+
 # ingest + e2e: prints "rps p99 e2e_per_s cpu_us_per_job"
 run_ingest() { # $1 url, $2 completed-counter function, $3 function printing the measured pids
   local before start out done_at now t0 t1
   before=$($2)
   t0=$(ticks $($3))
+  local c0; c0=$(core0)
   start=$(date +%s.%N)
   out=$("${LG[@]}" "$work/loadgen" -mode webhook -url "$1" -n "$N" -c "$C" 2>/dev/null | tail -1)
+  [ "$percore" = 1 ] && log "    during the load: $(share "$t0" "$(ticks $($3))" "$c0" "$(core0)")"
   local ok; ok=$(echo "$out" | field ok)
   # wait for the workers to finish what was acknowledged (at most 120 s)
   done_at=""
@@ -196,8 +207,10 @@ run_ingest() { # $1 url, $2 completed-counter function, $3 function printing the
 run_get() { # $1 url $2 token $3 function printing the measured pids
   local t0 t1 out
   t0=$(ticks $($3))
+  local c0; c0=$(core0)
   out=$("${LG[@]}" "$work/loadgen" -mode get -url "$1" -bearer "$2" -n "$N" -c "$C" 2>/dev/null | tail -1)
   t1=$(ticks $($3))
+  [ "$percore" = 1 ] && log "    during the load: $(share "$t0" "$t1" "$c0" "$(core0)")"
   printf '%s %s %s\n' "$(echo "$out" | field rps)" "$(echo "$out" | field p99_ms)" "$(cpu_us "$t0" "$t1" "$(echo "$out" | field ok)")"
 }
 

@@ -949,3 +949,34 @@ func TestConcurrencyUnderLoad(t *testing.T) {
 		}
 	})
 }
+
+// TestEnqueueValid: the webhook ingest's entry (payload already checked)
+// stores the job as Enqueue does, dedupe included, and still refuses what
+// prepare checks besides the payload.
+func TestEnqueueValid(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		b := newEngine(t, st, testCfg(), nil)
+		b.start(t)
+		ctx := context.Background()
+		opts := &jobs.EnqueueOpts{DedupeKey: "webhook:/x:1"}
+		r, err := b.e.EnqueueValid(ctx, "v", []byte(`{"a":1}`), opts)
+		if err != nil || r.Duplicate {
+			t.Fatalf("EnqueueValid: %+v %v", r, err)
+		}
+		j, err := st.GetJob(ctx, r.ID)
+		if err != nil || string(j.Payload) != `{"a":1}` || j.Kind != "v" {
+			t.Fatalf("stored %+v %v", j, err)
+		}
+		again, err := b.e.EnqueueValid(ctx, "v", []byte(`{"a":2}`), opts)
+		if err != nil || !again.Duplicate || again.ID != r.ID {
+			t.Fatalf("repeat: %+v %v, want a duplicate of %d", again, err, r.ID)
+		}
+		if _, err := b.e.EnqueueValid(ctx, "", []byte(`{}`), nil); err == nil {
+			t.Fatal("empty kind accepted")
+		}
+		if _, err := b.e.EnqueueValid(ctx, "v", nil, &jobs.EnqueueOpts{Queue: "nope"}); !errors.Is(err, ErrUnknownQueue) {
+			t.Fatalf("unknown queue: %v", err)
+		}
+	})
+}

@@ -7,6 +7,7 @@
 #   bench/compare.sh                 # defaults: N=40000 requests, C=64 connections, ROUNDS=2
 #   N=20000 ROUNDS=1 bench/compare.sh
 #   bench/compare.sh --per-core      # the per-core form (below)
+#   BASELINE=<git rev> bench/compare.sh --per-core   # also backlot at that revision, same rounds
 #
 # What it measures:
 #   ingest   signed Standard Webhooks deliveries acknowledged per second and p99, at C connections
@@ -29,7 +30,7 @@ percore=0
 for a in "$@"; do
   case "$a" in
     --per-core) percore=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown argument $a (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -88,6 +89,17 @@ trap cleanup EXIT
 log "building loadgen, backlot-bench, bare"
 (cd "$shared/bench/loadgen" && go build -o "$work/loadgen" .)
 (cd "$root" && CGO_ENABLED=0 go build -o "$work/backlot-bench" ./bench/backlot-bench && go build -o "$work/bare" ./bench/bare)
+# BASELINE=<git revision>: also measure backlot as of that revision in the
+# same rounds (SQLite ingest and whoami), for before/after figures that
+# share the run's conditions. Built from `git archive`, with today's
+# bench/backlot-bench/main.go.
+if [ -n "${BASELINE:-}" ]; then
+  log "building backlot-bench at $BASELINE"
+  mkdir -p "$work/baseline-src"
+  (cd "$root" && git archive "$BASELINE") | tar -x -C "$work/baseline-src"
+  cp "$root/bench/backlot-bench/main.go" "$work/baseline-src/bench/backlot-bench/main.go"
+  (cd "$work/baseline-src" && CGO_ENABLED=0 go build -o "$work/backlot-bench-baseline" ./bench/backlot-bench)
+fi
 
 for port in 8081 8099 6390 18080 18090 55432; do
   if ss -ltn "sport = :$port" | grep -q LISTEN; then
@@ -145,9 +157,10 @@ EOF
 }
 
 bpid=""
-start_backlot() { # $1 store url
+start_backlot() { # $1 store url, $2 binary (default backlot-bench)
   write_config "$1"
-  (cd "$work" && exec "${SRV[@]}" ./backlot-bench -config backlot.yaml 2>>"$work/backlot.log") &
+  local bin=${2:-backlot-bench}
+  (cd "$work" && exec "${SRV[@]}" "./$bin" -config backlot.yaml 2>>"$work/backlot.log") &
   bpid=$!
   pids+=("$bpid")
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -248,6 +261,15 @@ for round in $(seq 1 "$ROUNDS"); do
   log "  bare     GET /me rps=$g p99_ms=$p99 cpu_us=$cpu"; add bare_get "$g"; add bare_get_p99 "$p99"; add bare_get_cpu "$cpu"
   stop_backlot
 
+  if [ -n "${BASELINE:-}" ]; then
+    start_backlot "sqlite://$work/bench-baseline-$round.db" backlot-bench-baseline
+    read -r rps p99 e2e cpu < <(run_ingest http://127.0.0.1:18080/webhooks/bench completed_backlot the_backlot)
+    log "  baseline sqlite ingest rps=$rps p99_ms=$p99 e2e=$e2e/s cpu_us=$cpu"; add bsq_rps "$rps"; add bsq_p99 "$p99"; add bsq_e2e "$e2e"; add bsq_cpu "$cpu"
+    read -r g p99 cpu < <(run_get http://127.0.0.1:18080/auth/whoami "$TOKEN" the_backlot)
+    log "  baseline GET /auth/whoami rps=$g p99_ms=$p99 cpu_us=$cpu"; add bbl_get "$g"; add bbl_get_p99 "$p99"; add bbl_get_cpu "$cpu"
+    stop_backlot
+  fi
+
   if [ -n "$pgdir" ]; then
     runuser -u postgres -- "$pgbin/psql" -h 127.0.0.1 -p 55432 -U postgres -qc "drop database if exists bench" -c "create database bench" >/dev/null
     start_backlot "postgres://postgres@127.0.0.1:55432/bench?sslmode=disable"
@@ -276,3 +298,13 @@ printf '| peer GET /api/ext/me (jose) | %.0f | %.1f | %.0f | %s (backlot / peer)
 printf '| backlot GET /auth/whoami | %.0f | %.1f | %.0f | |\n' "$(avg bl_get)" "$(avg bl_get_p99)" "$(avg bl_get_cpu)"
 printf '| bare net/http handler | %.0f | %.1f | %.0f | %s (backlot / bare) |\n' "$(avg bare_get)" "$(avg bare_get_p99)" "$(avg bare_get_cpu)" "$(ratio bl_get bare_get)"
 printf '| CPU per request: peer ÷ backlot, bare ÷ backlot | | | %s, %s | |\n' "$(ratio peer_get_cpu bl_get_cpu)" "$(ratio bare_get_cpu bl_get_cpu)"
+if [ -n "${BASELINE:-}" ]; then
+  printf '\n| baseline %s, same rounds | peer | baseline | now | baseline/peer | now/peer |\n|---|---|---|---|---|---|\n' "$BASELINE"
+  printf '| SQLite ingest, acknowledged/s | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_rps)" "$(avg bsq_rps)" "$(avg sq_rps)" "$(ratio bsq_rps peer_rps)" "$(ratio sq_rps peer_rps)"
+  printf '| SQLite ingest p99, ms | %.1f | %.1f | %.1f | | |\n' "$(avg peer_p99)" "$(avg bsq_p99)" "$(avg sq_p99)"
+  printf '| SQLite end to end, jobs/s | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_e2e)" "$(avg bsq_e2e)" "$(avg sq_e2e)" "$(ratio bsq_e2e peer_e2e)" "$(ratio sq_e2e peer_e2e)"
+  printf '| CPU µs per delivery (ratio peer ÷ backlot) | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_cpu)" "$(avg bsq_cpu)" "$(avg sq_cpu)" "$(ratio peer_cpu bsq_cpu)" "$(ratio peer_cpu sq_cpu)"
+  printf '| GET whoami vs /api/ext/me, req/s | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_get)" "$(avg bbl_get)" "$(avg bl_get)" "$(ratio bbl_get peer_get)" "$(ratio bl_get peer_get)"
+  printf '| GET CPU µs per request (ratio peer ÷ backlot) | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_get_cpu)" "$(avg bbl_get_cpu)" "$(avg bl_get_cpu)" "$(ratio peer_get_cpu bbl_get_cpu)" "$(ratio peer_get_cpu bl_get_cpu)"
+  printf '| GET vs bare handler, req/s | bare %.0f | %s | %s | | |\n' "$(avg bare_get)" "$(ratio bbl_get bare_get)" "$(ratio bl_get bare_get)"
+fi

@@ -980,3 +980,45 @@ func TestEnqueueValid(t *testing.T) {
 		}
 	})
 }
+
+// TestDueJobNotStarvedUnderLoad: a scheduled job coming due while a stream
+// of enqueues keeps every slot of its queue busy still runs soon: fresh
+// jobs claimed at insert do not overtake it for as long as the load lasts.
+func TestDueJobNotStarvedUnderLoad(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		cfg := testCfg()
+		cfg.Queues = map[string]config.Queue{"default": {Concurrency: 2}}
+		b := newEngine(t, st, cfg, nil)
+		ran := make(chan struct{})
+		b.e.Register("late", func(ctx context.Context, j *jobs.Job) error { close(ran); return nil })
+		b.e.Register("load", func(ctx context.Context, j *jobs.Job) error {
+			time.Sleep(time.Millisecond) // keeps the two slots busy under the stream
+			return nil
+		})
+		b.start(t)
+		ctx, stop := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					if _, err := b.e.Enqueue(ctx, "load", []byte(`{}`), nil); err != nil && ctx.Err() == nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		defer func() { stop(); wg.Wait() }()
+		time.Sleep(100 * time.Millisecond) // the stream is on
+		due := b.clk.Now().Add(200 * time.Millisecond)
+		enqueue(t, b.e, "late", `{}`, &jobs.EnqueueOpts{RunAt: due})
+		select {
+		case <-ran:
+		case <-time.After(3 * time.Second):
+			t.Fatal("a due job waited more than 3 s behind a stream of fresh jobs")
+		}
+	})
+}

@@ -108,6 +108,11 @@ func (e *Engine) fetchLoop(ctx context.Context, q *queue) {
 		}
 		if !skip {
 			lapsedAt = e.now()
+			// Jobs the writer did not insert may have come due meanwhile
+			// (retries, scheduled jobs, EnqueueTx): until a claim comes back
+			// short, the writer claims oldest first rather than at insert,
+			// so they are not overtaken for as long as the load lasts.
+			q.backlog.Store(true)
 		}
 		_, kinds := e.worker("")
 		n := q.reserve(min(free, maxClaim))

@@ -23,6 +23,16 @@
 // claimed; a job of an unknown kind waits, available, for an instance that
 // knows it.
 //
+// On a store with one writer (store.JobBatchWriter: SQLite) one writer
+// goroutine does the committer's and the updater's work: each transaction
+// holds a group commit's inserts, the outcomes of finished runs and the
+// claims of queues with waiting jobs, and a due job this engine runs is
+// inserted already claimed when a worker slot is free (held back one batch
+// when its queue's slots are about to come free), so a job costs one
+// commit and a share of another instead of three. Its fetchers then claim
+// only what the writer does not (jobs coming due, lapsed leases, the
+// backlog once the writer is idle).
+//
 // A claimed job holds a lease (jobs.lease, 10 s) renewed for all running
 // jobs of the engine in one write every lease/3. A job whose worker died is
 // claimed again once its lease lapses (attempt+1); if that was its last

@@ -23,6 +23,16 @@
 // claimed; a job of an unknown kind waits, available, for an instance that
 // knows it.
 //
+// On a store with one writer (store.JobBatchWriter: SQLite) one writer
+// goroutine does the committer's and the updater's work: each transaction
+// holds a group commit's inserts, the outcomes of finished runs and the
+// claims of queues with waiting jobs, and a due job this engine runs is
+// inserted already claimed when a worker slot is free (held back one batch
+// when its queue's slots are about to come free), so a job costs one
+// commit and a share of another instead of three. Its fetchers then claim
+// only what the writer does not (jobs coming due, lapsed leases, the
+// backlog once the writer is idle).
+//
 // A claimed job holds a lease (jobs.lease, 10 s) renewed for all running
 // jobs of the engine in one write every lease/3. A job whose worker died is
 // claimed again once its lease lapses (attempt+1); if that was its last
@@ -153,6 +163,16 @@ type Engine struct {
 
 	updates chan update
 
+	// bw is st when it can write a group commit and the run updates in
+	// one transaction and insert jobs claimed (see writeLoop); nil if not.
+	bw store.JobBatchWriter
+	// insertClaimMu guards noInsertClaim, set by Stop: from then on no
+	// job is claimed at insert (runWG is being waited on).
+	insertClaimMu sync.Mutex
+	noInsertClaim bool
+	// lastCommit is when writeLoop last committed (unix nanoseconds).
+	lastCommit atomic.Int64
+
 	started   atomic.Bool
 	stopped   atomic.Bool
 	leading   atomic.Bool
@@ -246,7 +266,9 @@ func New(cfg config.Jobs, schedules []config.Schedule, st store.Store, deps Deps
 		e.schedules = append(e.schedules, schedule{cfg: s, sched: sc, payload: p})
 	}
 	for name, q := range cfg.Queues {
-		e.queues[name] = &queue{name: name, conc: q.Concurrency, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
+		qu := &queue{name: name, conc: q.Concurrency, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
+		qu.backlog.Store(true) // until a fetcher has looked
+		e.queues[name] = qu
 	}
 	m, err := newMetrics(deps.Metrics)
 	if err != nil {
@@ -329,7 +351,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.updates = make(chan update, 4096)
 	e.updDone = make(chan struct{})
 	e.updWG.Add(1)
-	go e.updateLoop()
+	e.bw, _ = e.st.(store.JobBatchWriter)
+	if e.bw == nil {
+		go e.updateLoop()
+	} // else writeLoop runs updateLoop once enq is closed
 
 	e.mu.Lock()
 	e.enq = make(chan *enqueueReq, 4*MaxEnqueueBatch)
@@ -342,9 +367,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.st.Backend() == store.BackendPostgres {
 		committers = pgCommitters
 	}
-	for range committers {
+	switch {
+	case e.bw != nil:
 		e.commitWG.Add(1)
-		go e.commitLoop()
+		go e.writeLoop()
+	default:
+		for range committers {
+			e.commitWG.Add(1)
+			go e.commitLoop()
+		}
 	}
 
 	for _, q := range e.queues {
@@ -375,6 +406,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	e.fetchStop()
 	e.fetchWG.Wait()
+	e.insertClaimMu.Lock()
+	e.noInsertClaim = true
+	e.insertClaimMu.Unlock()
 
 	done := make(chan struct{})
 	go func() { e.runWG.Wait(); close(done) }()

@@ -867,3 +867,158 @@ type foreignTx struct{}
 
 func (foreignTx) Exec(context.Context, string, ...any) (int64, error) { return 0, nil }
 func (foreignTx) QueryRow(context.Context, string, ...any) store.Row  { return nil }
+
+// TestConcurrencyUnderLoad: many concurrent enqueues of a kind with a
+// worker, more than the queue's slots, some with dedupe keys repeated
+// within and across batches. On SQLite the writer claims jobs at insert,
+// holds some back a batch and claims waiting ones in its own transaction;
+// whatever path a job takes, the queue never runs more jobs at once than
+// its concurrency, every job runs exactly once and ends completed, and a
+// duplicate never runs.
+func TestConcurrencyUnderLoad(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		cfg := testCfg()
+		cfg.Queues = map[string]config.Queue{"default": {Concurrency: 3}}
+		b := newEngine(t, st, cfg, nil)
+		var running, peak atomic.Int64
+		var mu sync.Mutex
+		runs := map[int64]int{}
+		b.e.Register("load", func(ctx context.Context, j *jobs.Job) error {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			mu.Lock()
+			runs[j.ID]++
+			mu.Unlock()
+			time.Sleep(200 * time.Microsecond) // some work, so slots stay taken a moment
+			return nil
+		})
+		b.start(t)
+		const n = 400
+		res := make([]jobs.EnqueueResult, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var opts *jobs.EnqueueOpts
+				if i%10 == 0 {
+					opts = &jobs.EnqueueOpts{DedupeKey: fmt.Sprintf("k%d", i%200)} // 20 keys, each twice
+				}
+				r, err := b.e.Enqueue(context.Background(), "load", []byte(fmt.Sprintf(`{"i":%d}`, i)), opts)
+				if err != nil {
+					t.Error(err)
+				}
+				res[i] = r
+			}()
+		}
+		wg.Wait()
+		fresh := map[int64]bool{}
+		dups := 0
+		for _, r := range res {
+			if r.Duplicate {
+				dups++
+				continue
+			}
+			fresh[r.ID] = true
+		}
+		if dups != 20 || len(fresh) != n-20 {
+			t.Fatalf("%d duplicates and %d fresh jobs, want 20 and %d", dups, len(fresh), n-20)
+		}
+		for id := range fresh {
+			waitState(t, st, id, jobs.StateCompleted, 10*time.Second)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for id, c := range runs {
+			if !fresh[id] || c != 1 {
+				t.Fatalf("job %d ran %d times (fresh: %v)", id, c, fresh[id])
+			}
+		}
+		if len(runs) != len(fresh) {
+			t.Fatalf("%d jobs ran, want %d", len(runs), len(fresh))
+		}
+		if p := peak.Load(); p > 3 {
+			t.Fatalf("%d jobs ran at once, the queue's concurrency is 3", p)
+		}
+	})
+}
+
+// TestEnqueueValid: the webhook ingest's entry (payload already checked)
+// stores the job as Enqueue does, dedupe included, and still refuses what
+// prepare checks besides the payload.
+func TestEnqueueValid(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		b := newEngine(t, st, testCfg(), nil)
+		b.start(t)
+		ctx := context.Background()
+		opts := &jobs.EnqueueOpts{DedupeKey: "webhook:/x:1"}
+		r, err := b.e.EnqueueValid(ctx, "v", []byte(`{"a":1}`), opts)
+		if err != nil || r.Duplicate {
+			t.Fatalf("EnqueueValid: %+v %v", r, err)
+		}
+		j, err := st.GetJob(ctx, r.ID)
+		if err != nil || string(j.Payload) != `{"a":1}` || j.Kind != "v" {
+			t.Fatalf("stored %+v %v", j, err)
+		}
+		again, err := b.e.EnqueueValid(ctx, "v", []byte(`{"a":2}`), opts)
+		if err != nil || !again.Duplicate || again.ID != r.ID {
+			t.Fatalf("repeat: %+v %v, want a duplicate of %d", again, err, r.ID)
+		}
+		if _, err := b.e.EnqueueValid(ctx, "", []byte(`{}`), nil); err == nil {
+			t.Fatal("empty kind accepted")
+		}
+		if _, err := b.e.EnqueueValid(ctx, "v", nil, &jobs.EnqueueOpts{Queue: "nope"}); !errors.Is(err, ErrUnknownQueue) {
+			t.Fatalf("unknown queue: %v", err)
+		}
+	})
+}
+
+// TestDueJobNotStarvedUnderLoad: a scheduled job coming due while a stream
+// of enqueues keeps every slot of its queue busy still runs soon: fresh
+// jobs claimed at insert do not overtake it for as long as the load lasts.
+func TestDueJobNotStarvedUnderLoad(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		cfg := testCfg()
+		cfg.Queues = map[string]config.Queue{"default": {Concurrency: 2}}
+		b := newEngine(t, st, cfg, nil)
+		ran := make(chan struct{})
+		b.e.Register("late", func(ctx context.Context, j *jobs.Job) error { close(ran); return nil })
+		b.e.Register("load", func(ctx context.Context, j *jobs.Job) error {
+			time.Sleep(time.Millisecond) // keeps the two slots busy under the stream
+			return nil
+		})
+		b.start(t)
+		ctx, stop := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					if _, err := b.e.Enqueue(ctx, "load", []byte(`{}`), nil); err != nil && ctx.Err() == nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		defer func() { stop(); wg.Wait() }()
+		time.Sleep(100 * time.Millisecond) // the stream is on
+		due := b.clk.Now().Add(200 * time.Millisecond)
+		enqueue(t, b.e, "late", `{}`, &jobs.EnqueueOpts{RunAt: due})
+		select {
+		case <-ran:
+		case <-time.After(3 * time.Second):
+			t.Fatal("a due job waited more than 3 s behind a stream of fresh jobs")
+		}
+	})
+}

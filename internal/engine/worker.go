@@ -23,9 +23,43 @@ var (
 type queue struct {
 	name  string
 	conc  int
-	busy  atomic.Int64
+	busy  atomic.Int64  // slots taken: running jobs and reservations
 	wake  chan struct{} // buffered 1: work may be waiting
 	freed chan struct{} // buffered 1: a slot came free
+	// backlog is set while due jobs may wait in the store unclaimed;
+	// jobs are claimed at insert (writeLoop) only while it is clear, so
+	// fresh jobs do not overtake waiting ones. The fetcher clears it when
+	// a claim comes back short (nothing due is left).
+	backlog atomic.Bool
+	// turning: the batch writeLoop is building takes slots of this
+	// queue. Only writeLoop uses it.
+	turning bool
+}
+
+// reserve takes up to n free slots and returns how many it took.
+func (q *queue) reserve(n int) int {
+	for {
+		busy := q.busy.Load()
+		k := min(int64(n), int64(q.conc)-busy)
+		if k <= 0 {
+			return 0
+		}
+		if q.busy.CompareAndSwap(busy, busy+k) {
+			return int(k)
+		}
+	}
+}
+
+// release gives back n slots reserved and not used.
+func (q *queue) release(n int) {
+	if n <= 0 {
+		return
+	}
+	q.busy.Add(int64(-n))
+	select {
+	case q.freed <- struct{}{}:
+	default:
+	}
 }
 
 func (q *queue) signal() {
@@ -59,17 +93,35 @@ func (e *Engine) fetchLoop(ctx context.Context, q *queue) {
 			}
 			continue
 		}
-		_, kinds := e.worker("")
-		n := min(free, maxClaim)
-		var got []*jobs.Job
-		if len(kinds) > 0 {
-			// Lapsed leases are a recovery path: looking once per poll
-			// interval is enough, and saves a statement on every claim.
-			skip := e.now().Sub(lapsedAt) < e.deps.PollInterval
-			if !skip {
-				lapsedAt = e.now()
+		// Lapsed leases are a recovery path: looking once per poll
+		// interval is enough, and saves a statement on every claim.
+		skip := e.now().Sub(lapsedAt) < e.deps.PollInterval
+		if skip && e.writerHot() {
+			// Under load the writer claims for queues with waiting jobs
+			// in its own transactions: look again once it cools down.
+			poll.Reset(claimHot)
+			select {
+			case <-ctx.Done():
+			case <-poll.C:
 			}
-			var err error
+			continue
+		}
+		if !skip {
+			lapsedAt = e.now()
+			// Jobs the writer did not insert may have come due meanwhile
+			// (retries, scheduled jobs, EnqueueTx): until a claim comes back
+			// short, the writer claims oldest first rather than at insert,
+			// so they are not overtaken for as long as the load lasts.
+			q.backlog.Store(true)
+		}
+		_, kinds := e.worker("")
+		n := q.reserve(min(free, maxClaim))
+		if n == 0 {
+			continue // taken meanwhile (a claim at insert): wait for a slot
+		}
+		var got []*jobs.Job
+		var err error
+		if len(kinds) > 0 {
 			got, err = e.st.ClaimJobs(ctx, store.ClaimParams{
 				Queue: q.name, Kinds: kinds, Limit: n, Now: e.now(), Lease: e.cfg.Lease.D(), SkipLapsed: skip,
 			})
@@ -77,8 +129,12 @@ func (e *Engine) fetchLoop(ctx context.Context, q *queue) {
 				e.log.Error("claim jobs", "queue", q.name, "error", err)
 			}
 		}
+		q.release(n - len(got))
 		for _, j := range got {
 			e.start(q, j)
+		}
+		if err == nil && len(got) < n {
+			q.backlog.Store(false) // nothing due is left
 		}
 		if len(got) == n && len(got) > 0 {
 			continue // maybe more: claim again (waits for a slot if none free)
@@ -92,11 +148,11 @@ func (e *Engine) fetchLoop(ctx context.Context, q *queue) {
 	}
 }
 
-// start runs one claimed job in its own goroutine.
+// start runs one claimed job in its own goroutine, in a slot reserved
+// for it.
 func (e *Engine) start(q *queue, j *jobs.Job) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	r := &run{job: j, cancel: cancel}
-	q.busy.Add(1)
 	e.runMu.Lock()
 	e.running[j.ID] = r
 	e.runMu.Unlock()
@@ -284,17 +340,8 @@ func (r recorder) SetProgress(pct int) {
 // it drains what is left.
 func (e *Engine) updateLoop() {
 	defer e.updWG.Done()
-	var u store.JobUpdates
-	add := func(x update) {
-		switch {
-		case x.log != nil:
-			u.Logs = append(u.Logs, *x.log)
-		case x.progress != nil:
-			u.Progress = append(u.Progress, *x.progress)
-		case x.finish != nil:
-			u.Finishes = append(u.Finishes, *x.finish)
-		}
-	}
+	var u pendingUpdates
+	add := func(x update) { u.add(x) }
 	for {
 		select {
 		case x := <-e.updates:
@@ -309,7 +356,7 @@ func (e *Engine) updateLoop() {
 				}
 				break
 			}
-			e.flush(&u)
+			e.flush(&u.JobUpdates)
 			return
 		}
 	drain:
@@ -321,8 +368,28 @@ func (e *Engine) updateLoop() {
 				break drain
 			}
 		}
-		e.flush(&u)
+		e.flush(&u.JobUpdates)
 	}
+}
+
+// pendingUpdates gathers updates for one write.
+type pendingUpdates struct{ store.JobUpdates }
+
+func (u *pendingUpdates) add(x update) {
+	switch {
+	case x.log != nil:
+		u.Logs = append(u.Logs, *x.log)
+	case x.progress != nil:
+		u.Progress = append(u.Progress, *x.progress)
+	case x.finish != nil:
+		u.Finishes = append(u.Finishes, *x.finish)
+	}
+}
+
+func (u *pendingUpdates) empty() bool { return len(u.Logs)+len(u.Progress)+len(u.Finishes) == 0 }
+
+func (u *pendingUpdates) reset() {
+	u.Logs, u.Progress, u.Finishes = u.Logs[:0], u.Progress[:0], u.Finishes[:0]
 }
 
 func (e *Engine) flush(u *store.JobUpdates) {

@@ -98,6 +98,36 @@ type JobInsert struct {
 	MaxAttempts int
 	RunAt       time.Time // after the insert's now: state scheduled
 	DedupeKey   string    // "" for none
+	// LeaseUntil, when set, inserts the job already claimed: running,
+	// attempt 1, leased until then. Only a store implementing
+	// JobBatchWriter honours it (see there); others must not be given it.
+	LeaseUntil time.Time
+}
+
+// JobBatchWriter is implemented by a store whose writes are serialised
+// through one writer (SQLite), where every transaction saved is throughput.
+// The engine then writes a group commit's inserts, the pending run updates
+// and the claims of queues with waiting jobs in one transaction, and
+// inserts jobs it will run itself already claimed (JobInsert.LeaseUntil)
+// instead of claiming them in a transaction of their own.
+type JobBatchWriter interface {
+	// WriteJobBatch is InsertJobs, UpdateJobs and ClaimJobs (in that
+	// order) in one durable transaction: all of it is written or none.
+	WriteJobBatch(ctx context.Context, now time.Time, b JobBatch) (JobBatchResult, error)
+}
+
+// JobBatch is one transaction of a JobBatchWriter.
+type JobBatch struct {
+	Inserts []JobInsert
+	Updates JobUpdates
+	Claims  []ClaimParams
+}
+
+// JobBatchResult answers a JobBatch: one result per insert, the jobs
+// claimed per claim.
+type JobBatchResult struct {
+	Inserted []jobs.EnqueueResult
+	Claimed  [][]*jobs.Job
 }
 
 // ClaimParams selects jobs to claim.

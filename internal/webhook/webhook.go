@@ -49,6 +49,13 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, kind string, payload []byte, opts *jobs.EnqueueOpts) (jobs.EnqueueResult, error)
 }
 
+// ValidEnqueuer is an Enqueuer that can take a payload its caller has
+// already checked to be JSON in valid UTF-8 without checking it again (the
+// job engine); EnqueueValid is Enqueue otherwise.
+type ValidEnqueuer interface {
+	EnqueueValid(ctx context.Context, kind string, payload []byte, opts *jobs.EnqueueOpts) (jobs.EnqueueResult, error)
+}
+
 // Deps are what the ingest endpoints are built with.
 type Deps struct {
 	// Enqueuer receives the jobs. Required.
@@ -383,8 +390,15 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		opts.DedupeKey = e.keyPfx + v
 	}
 
-	// 8. Durable enqueue; the answer follows the commit.
-	res, err := e.set.deps.Enqueuer.Enqueue(r.Context(), e.kind, payload, &opts)
+	// 8. Durable enqueue; the answer follows the commit. payload was
+	// checked above (JSON in UTF-8): an engine that can skip checking it
+	// again is told so.
+	var res jobs.EnqueueResult
+	if ve, ok := e.set.deps.Enqueuer.(ValidEnqueuer); ok {
+		res, err = ve.EnqueueValid(r.Context(), e.kind, payload, &opts)
+	} else {
+		res, err = e.set.deps.Enqueuer.Enqueue(r.Context(), e.kind, payload, &opts)
+	}
 	if err != nil {
 		// The engine may still hold payload (a batch in flight): do not
 		// hand the buffer to another request.

@@ -177,12 +177,16 @@ func (db *DB) insertJobs(ctx context.Context, tx *sql.Tx, now time.Time, batch [
 		} else {
 			state = jobs.StateScheduled
 		}
-		var key any
+		var key, lease any
 		if j.DedupeKey != "" {
 			key = j.DedupeKey
 		}
+		attempt := int64(0)
+		if !j.LeaseUntil.IsZero() { // claimed by the inserting engine (WriteJobBatch)
+			state, attempt, lease = jobs.StateRunning, 1, us(j.LeaseUntil)
+		}
 		return append(args, res[fresh[i]].ID, j.Kind, j.Queue, string(j.Payload), string(state),
-			int64(j.MaxAttempts), us(runAt), key)
+			attempt, int64(j.MaxAttempts), us(runAt), lease, key)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("insert: %w", err)
@@ -222,6 +226,23 @@ func (db *DB) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*jobs.Job, 
 	if p.Limit <= 0 || len(p.Kinds) == 0 {
 		return nil, nil
 	}
+	var out []*jobs.Job
+	err := db.relaxedTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = db.claimJobs(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs of queue %s: %w", p.Queue, err)
+	}
+	return out, nil
+}
+
+// claimJobs is ClaimJobs in tx.
+func (db *DB) claimJobs(ctx context.Context, tx *sql.Tx, p store.ClaimParams) ([]*jobs.Job, error) {
+	if p.Limit <= 0 || len(p.Kinds) == 0 {
+		return nil, nil
+	}
 	now, lease := us(p.Now), us(p.Now.Add(p.Lease))
 	// Parameters: lease_until, queue, now, limit, then the kinds as
 	// parameters padded with NULL (matches no kind) or, beyond maxKindsIn,
@@ -239,51 +260,47 @@ func (db *DB) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*jobs.Job, 
 	} else {
 		kinds, err := json.Marshal(p.Kinds)
 		if err != nil {
-			return nil, fmt.Errorf("claim jobs of queue %s: %w", p.Queue, err)
+			return nil, err
 		}
 		args = append(args, string(kinds))
 	}
 	var out []*jobs.Job
-	err := db.relaxedTx(ctx, func(tx *sql.Tx) error {
-		claim := func(lapsed bool, limit int) error {
-			var (
-				st  *sql.Stmt
-				err error
-			)
-			switch {
-			case inline && lapsed:
-				st, _, err = db.chunkStmt(ctx, tx, chunkClaimLapsed, len(p.Kinds))
-			case inline:
-				st, _, err = db.chunkStmt(ctx, tx, chunkClaimDue, len(p.Kinds))
-			case lapsed:
-				st, err = db.stmt(ctx, tx, stmtClaimLapsed)
-			default:
-				st, err = db.stmt(ctx, tx, stmtClaimDue)
-			}
-			if err != nil {
-				return err
-			}
-			args[3] = int64(limit)
-			rows, err := st.QueryContext(ctx, args...)
-			if err != nil {
-				return err
-			}
-			js, err := scanJobs(rows)
-			out = append(out, js...)
+	claim := func(lapsed bool, limit int) error {
+		var (
+			st  *sql.Stmt
+			err error
+		)
+		switch {
+		case inline && lapsed:
+			st, _, err = db.chunkStmt(ctx, tx, chunkClaimLapsed, len(p.Kinds))
+		case inline:
+			st, _, err = db.chunkStmt(ctx, tx, chunkClaimDue, len(p.Kinds))
+		case lapsed:
+			st, err = db.stmt(ctx, tx, stmtClaimLapsed)
+		default:
+			st, err = db.stmt(ctx, tx, stmtClaimDue)
+		}
+		if err != nil {
 			return err
 		}
-		if !p.SkipLapsed {
-			if err := claim(true, p.Limit); err != nil {
-				return err
-			}
+		args[3] = int64(limit)
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return err
 		}
-		if n := p.Limit - len(out); n > 0 {
-			return claim(false, n)
+		js, err := scanJobs(rows)
+		out = append(out, js...)
+		return err
+	}
+	if !p.SkipLapsed {
+		if err := claim(true, p.Limit); err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim jobs of queue %s: %w", p.Queue, err)
+	}
+	if n := p.Limit - len(out); n > 0 {
+		if err := claim(false, n); err != nil {
+			return nil, err
+		}
 	}
 	store.SortClaimed(out)
 	return out, nil
@@ -337,42 +354,81 @@ func (db *DB) UpdateJobs(ctx context.Context, u store.JobUpdates) error {
 	if len(u.Logs)+len(u.Progress)+len(u.Finishes) == 0 {
 		return nil
 	}
-	err := db.relaxedTx(ctx, func(tx *sql.Tx) error {
-		if len(u.Logs) > 0 {
-			st, err := db.stmt(ctx, tx, stmtLog)
-			if err != nil {
+	err := db.relaxedTx(ctx, func(tx *sql.Tx) error { return db.updateJobs(ctx, tx, u) })
+	if err != nil {
+		return fmt.Errorf("update jobs: %w", err)
+	}
+	return nil
+}
+
+// WriteJobBatch implements store.JobBatchWriter: one group commit's
+// inserts, the pending run updates and the claims of queues with waiting
+// jobs in one transaction with synchronous=FULL, so the single writer makes
+// one commit (and one fsync) where it made three (insert, claim, outcome).
+func (db *DB) WriteJobBatch(ctx context.Context, now time.Time, b store.JobBatch) (store.JobBatchResult, error) {
+	var out store.JobBatchResult
+	if err := db.prepareJobStmts(ctx); err != nil {
+		return out, fmt.Errorf("write %d jobs: %w", len(b.Inserts), err)
+	}
+	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if len(b.Inserts) > 0 {
+			if out.Inserted, err = db.insertJobs(ctx, tx, now, b.Inserts); err != nil {
 				return err
-			}
-			for _, l := range u.Logs {
-				if _, err := st.ExecContext(ctx, l.JobID, us(l.At), l.Line); err != nil {
-					return err
-				}
 			}
 		}
-		if len(u.Progress) > 0 {
-			st, err := db.stmt(ctx, tx, stmtProgress)
-			if err != nil {
-				return err
-			}
-			for _, p := range u.Progress {
-				if _, err := st.ExecContext(ctx, p.Percent, p.JobID); err != nil {
-					return err
-				}
+		if u := b.Updates; len(u.Logs)+len(u.Progress)+len(u.Finishes) > 0 {
+			if err := db.updateJobs(ctx, tx, u); err != nil {
+				return fmt.Errorf("update jobs: %w", err)
 			}
 		}
-		if len(u.Finishes) > 0 {
-			_, err := db.execChunks(ctx, tx, chunkFinish, len(u.Finishes), finishCols, nil, nil, func(args []any, i int) []any {
-				f := &u.Finishes[i]
-				return append(args, f.ID, int64(f.Attempt), string(f.State), us(f.RunAt), f.Error, us(f.At))
-			})
+		for _, p := range b.Claims {
+			got, err := db.claimJobs(ctx, tx, p)
 			if err != nil {
-				return err
+				return fmt.Errorf("claim jobs of queue %s: %w", p.Queue, err)
 			}
+			out.Claimed = append(out.Claimed, got)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("update jobs: %w", err)
+		return store.JobBatchResult{}, fmt.Errorf("write %d jobs: %w", len(b.Inserts), err)
+	}
+	return out, nil
+}
+
+// updateJobs writes logs, progress and outcomes in tx.
+func (db *DB) updateJobs(ctx context.Context, tx *sql.Tx, u store.JobUpdates) error {
+	if len(u.Logs) > 0 {
+		st, err := db.stmt(ctx, tx, stmtLog)
+		if err != nil {
+			return err
+		}
+		for _, l := range u.Logs {
+			if _, err := st.ExecContext(ctx, l.JobID, us(l.At), l.Line); err != nil {
+				return err
+			}
+		}
+	}
+	if len(u.Progress) > 0 {
+		st, err := db.stmt(ctx, tx, stmtProgress)
+		if err != nil {
+			return err
+		}
+		for _, p := range u.Progress {
+			if _, err := st.ExecContext(ctx, p.Percent, p.JobID); err != nil {
+				return err
+			}
+		}
+	}
+	if len(u.Finishes) > 0 {
+		_, err := db.execChunks(ctx, tx, chunkFinish, len(u.Finishes), finishCols, nil, nil, func(args []any, i int) []any {
+			f := &u.Finishes[i]
+			return append(args, f.ID, int64(f.Attempt), string(f.State), us(f.RunAt), f.Error, us(f.At))
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

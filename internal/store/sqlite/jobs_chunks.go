@@ -63,9 +63,9 @@ func placeholders(b *strings.Builder, rows, cols int) {
 // Columns of one row in each chunked statement.
 const (
 	findKeyCols   = 1
-	insertJobCols = 8 // id, kind, queue, payload, state, max_attempts, run_at, dedupe_key
-	insertKeyCols = 2 // key, job_id
-	finishCols    = 6 // id, attempt, state, run_at, error, at
+	insertJobCols = 10 // id, kind, queue, payload, state, attempt, max_attempts, run_at, lease_until, dedupe_key
+	insertKeyCols = 2  // key, job_id
+	finishCols    = 6  // id, attempt, state, run_at, error, at
 )
 
 // chunkSQL returns the text of chunked statement k for rows rows (for the
@@ -87,8 +87,8 @@ func chunkSQL(k, rows int) string {
 	case chunkInsertJobs:
 		// The first parameter is created_at; padding rows have a NULL id.
 		b.WriteString(`INSERT INTO backlot_jobs
-			(id, kind, queue, payload, state, max_attempts, run_at, dedupe_key, created_at)
-			SELECT column1, column2, column3, column4, column5, column6, column7, column8, ?
+			(id, kind, queue, payload, state, attempt, max_attempts, run_at, lease_until, dedupe_key, created_at)
+			SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, ?
 			FROM (VALUES `)
 		placeholders(&b, rows, insertJobCols)
 		b.WriteString(`) WHERE column1 IS NOT NULL`)

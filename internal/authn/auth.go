@@ -106,10 +106,9 @@ type Set struct {
 	mu      sync.RWMutex // guards entries (Add after construction)
 	entries map[string]*entry
 	names   []string // sorted
-	// whoami is the order whoami tries: names sorted, but authenticators
-	// that verify by calling a remote service (sharetribe) last, so a
-	// locally verifiable token is never sent to a third party.
-	whoami []string
+	// whoami is every authenticator in the order whoami tries them:
+	// names sorted, remote ones last (localFirst).
+	whoami []*entry
 
 	decisions *prometheus.CounterVec
 	limiter   *ratelimit.Failures
@@ -228,15 +227,11 @@ func (s *Set) add(a auth.Authenticator, invalidStatus int) {
 		slices.Sort(s.names)
 	}
 	s.entries[a.Name()] = e
-	order := make([]string, 0, len(s.names)) // new slice: whoami readers hold the old one
-	for _, remote := range []bool{false, true} {
-		for _, n := range s.names {
-			if (s.entries[n].a.Type() == config.AuthSharetribe) == remote {
-				order = append(order, n)
-			}
-		}
+	all := make([]*entry, len(s.names))
+	for i, n := range s.names {
+		all[i] = s.entries[n]
 	}
-	s.whoami = order
+	s.whoami = localFirst(all) // a new slice: whoami readers keep the old one
 }
 
 // Get returns the authenticator called name.

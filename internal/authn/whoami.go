@@ -19,9 +19,9 @@ import (
 // remote service last.
 func (s *Set) HandleWhoami(w http.ResponseWriter, r *http.Request) {
 	s.mu.RLock()
-	order := s.whoami
+	entries := s.whoami
 	s.mu.RUnlock()
-	p, ok := s.authenticate(w, r, s.list(order), auth.Rule{})
+	p, ok := s.authenticate(w, r, entries, auth.Rule{})
 	if !ok {
 		return
 	}

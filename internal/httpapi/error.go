@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,12 +70,14 @@ var (
 
 // Envelope is the JSON body of every error response.
 type Envelope struct {
-	ErrorCode        int             `json:"error_code"`
-	Error            string          `json:"error"`
-	ErrorDescription string          `json:"error_description,omitempty"`
-	ErrorMessage     string          `json:"error_message"`
-	RequestID        string          `json:"request_id"`
-	OriginalError    json.RawMessage `json:"original_error,omitempty"`
+	ErrorCode        int    `json:"error_code"`
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
+	ErrorMessage     string `json:"error_message"`
+	RequestID        string `json:"request_id"`
+	// OriginalError is filled by clients that decode an envelope;
+	// WriteError writes it verbatim after the other fields.
+	OriginalError json.RawMessage `json:"original_error,omitempty"`
 }
 
 // defaultMessages are safe end-user messages by status.
@@ -133,14 +136,33 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 			h.Add(k, v)
 		}
 	}
-	WriteJSON(w, e.Status, Envelope{
+	env := Envelope{
 		ErrorCode:        e.Status,
 		Error:            e.Code,
 		ErrorDescription: e.Description,
 		ErrorMessage:     msg,
 		RequestID:        st.RequestID(),
-		OriginalError:    e.Original,
-	})
+	}
+	if len(e.Original) == 0 || !json.Valid(e.Original) {
+		WriteJSON(w, e.Status, env)
+		return
+	}
+	// The upstream's error body goes out byte for byte: encoding/json
+	// would compact a RawMessage and escape <, > and &.
+	head, err := json.Marshal(env)
+	if err != nil {
+		WriteJSON(w, e.Status, env) // cannot happen: strings and an int
+		return
+	}
+	body := make([]byte, 0, len(head)+len(e.Original)+21)
+	body = append(body, head[:len(head)-1]...)
+	body = append(body, `,"original_error":`...)
+	body = append(body, bytes.TrimSpace(e.Original)...)
+	body = append(body, "}\n"...)
+	h.Set("Content-Type", "application/json")
+	h.Del("Content-Length")
+	w.WriteHeader(e.Status)
+	w.Write(body)
 }
 
 // WriteJSON writes v as JSON with the given status.

@@ -118,3 +118,22 @@ func TestDecodeJSONStrict(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteErrorOriginalVerbatim: an upstream's error body reaches the
+// caller byte for byte (spacing, key order, <, > and &), and a body that is
+// not JSON is left out rather than breaking the envelope.
+func TestWriteErrorOriginalVerbatim(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ original, want string }{
+		{`{"error": "invalid_request",  "b":1, "a":"<x&y>"}`, `,"original_error":{"error": "invalid_request",  "b":1, "a":"<x&y>"}}`},
+		{"  [1, 2]\n", `,"original_error":[1, 2]}`},
+		{`{"broken":`, `"request_id":""}`},
+	} {
+		w := httptest.NewRecorder()
+		WriteError(w, httptest.NewRequest("GET", "/", nil), &Error{Status: 422, Code: "upstream_refused", Original: json.RawMessage(c.original)})
+		body := strings.TrimSuffix(w.Body.String(), "\n")
+		if w.Code != 422 || !strings.HasSuffix(body, c.want) || !json.Valid([]byte(body)) {
+			t.Errorf("original %q: %d %s, want it to end with %s", c.original, w.Code, body, c.want)
+		}
+	}
+}

@@ -100,9 +100,9 @@ func messageOf(orig []byte) string {
 	return ""
 }
 
-// writeError answers e as the envelope. original_error is spliced in as
-// raw bytes: encoding/json would compact and re-escape it, and the
-// envelope promises the upstream's body verbatim.
+// writeError answers e as the envelope (httpapi.WriteError, which carries
+// the upstream's body verbatim as original_error), logging 5xx answers
+// with a cause from which credentials are removed.
 func (s *Set) writeError(w http.ResponseWriter, r *http.Request, e *upstreamError) {
 	ctx := r.Context()
 	if e.status >= 500 {
@@ -112,67 +112,9 @@ func (s *Set) writeError(w http.ResponseWriter, r *http.Request, e *upstreamErro
 		}
 		s.deps.Logger.WarnContext(ctx, "proxy failure", attrs...)
 	}
-	if len(e.original) == 0 {
-		he := &httpapi.Error{Status: e.status, Code: e.code, Description: e.desc, Message: e.msg}
-		if e.retryAfter != "" {
-			he.Header = http.Header{"Retry-After": {e.retryAfter}}
-		}
-		httpapi.WriteError(w, r, he)
-		return
-	}
-	st := httpapi.StateFrom(ctx)
-	if st != nil {
-		st.ErrCode = e.code
-		if e.status >= 500 {
-			st.ErrDetail = e.desc
-		}
-	}
-	msg := e.msg
-	if msg == "" {
-		msg = defaultMessage(e.status)
-	}
-	head, err := json.Marshal(httpapi.Envelope{ErrorCode: e.status, Error: e.code, ErrorDescription: e.desc,
-		ErrorMessage: msg, RequestID: st.RequestID()})
-	if err != nil {
-		httpapi.WriteError(w, r, fmt.Errorf("proxy: encode envelope: %w", err))
-		return
-	}
-	body := make([]byte, 0, len(head)+len(e.original)+20)
-	body = append(body, head[:len(head)-1]...)
-	body = append(body, `,"original_error":`...)
-	body = append(body, e.original...)
-	body = append(body, "}\n"...)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Del("Content-Length")
+	he := &httpapi.Error{Status: e.status, Code: e.code, Description: e.desc, Message: e.msg, Original: e.original}
 	if e.retryAfter != "" {
-		h.Set("Retry-After", e.retryAfter)
+		he.Header = http.Header{"Retry-After": {e.retryAfter}}
 	}
-	w.WriteHeader(e.status)
-	w.Write(body)
-}
-
-// defaultMessage mirrors httpapi's safe messages for the statuses the
-// proxy answers.
-func defaultMessage(status int) string {
-	switch status {
-	case http.StatusBadGateway:
-		return "A service we depend on failed. Please try again."
-	case http.StatusServiceUnavailable:
-		return "The service is unavailable. Please try again shortly."
-	case http.StatusGatewayTimeout:
-		return "A service we depend on timed out. Please try again."
-	case http.StatusTooManyRequests:
-		return "Too many requests. Please try again shortly."
-	case http.StatusNotFound:
-		return "Not found."
-	case http.StatusUnauthorized:
-		return "Please sign in to continue."
-	case http.StatusForbidden:
-		return "You do not have access to this."
-	}
-	if t := http.StatusText(status); t != "" {
-		return t
-	}
-	return "The request could not be completed."
+	httpapi.WriteError(w, r, he)
 }

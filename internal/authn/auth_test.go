@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/internal/authn"
+	"github.com/backlothq/backlot/internal/testutil"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,25 +28,7 @@ import (
 
 // ---- shared test helpers (names prefixed to stay clear of sibling files) ----
 
-// testClock is a controllable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock { return &testClock{t: time.Unix(1_800_000_000, 0)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newTestClock() *testutil.Clock { return testutil.NewClock(time.Unix(1_800_000_000, 0)) }
 
 // lockedBuffer is a bytes.Buffer safe for the server's goroutines.
 type lockedBuffer struct {
@@ -69,7 +52,7 @@ type authFixture struct {
 	set   *authn.Set
 	reg   *prometheus.Registry
 	logs  *lockedBuffer
-	clock *testClock
+	clock *testutil.Clock
 }
 
 const (
@@ -82,7 +65,7 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func newAuthFixture(t testing.TB, cfgs map[string]config.Authenticator, clock *testClock) *authFixture {
+func newAuthFixture(t testing.TB, cfgs map[string]config.Authenticator, clock *testutil.Clock) *authFixture {
 	t.Helper()
 	if clock == nil {
 		clock = newTestClock()

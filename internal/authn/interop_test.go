@@ -122,7 +122,7 @@ func httpText(t *testing.T, method, url string) string {
 func TestInteropJoseIssuer(t *testing.T) {
 	t.Parallel()
 	iss := startIssuer(t)
-	clock := &testClock{t: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	f := newAuthFixture(t, map[string]config.Authenticator{"extension": {Type: config.AuthJWKS,
 		JWKSURL: iss + "/.well-known/jwks.json", Issuer: iss, Audience: "backlot", Algorithms: []string{"RS256", "ES256"},
 		Claims: config.ClaimsMap{Subject: "sub", Tenant: "tenant", Email: "name", Scopes: "scope"}}}, clock)
@@ -191,7 +191,7 @@ func TestInteropStripeNode(t *testing.T) {
 	if h := nodeOutput(t, node, dir, "stripe_sig.mjs", stripeTestSecret, "1700000000", stripeTestUser, stripeTestAcct); h != "t=1700000000,v1=95d377f7216b002bc8462ad7ad1c21ae33f54bfd7f12f1fe86f43cfd56123df3" {
 		t.Fatalf("stripe header %q", h)
 	}
-	clock := &testClock{t: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	f := newAuthFixture(t, map[string]config.Authenticator{"stripe": {Type: config.AuthStripeApp, Secrets: []string{"absec_new", stripeTestSecret}}}, clock)
 	srv := f.serve(t, []string{"stripe"}, auth.Rule{})
 	ts := fmt.Sprint(clock.Now().Unix())

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/internal/authn"
+	"github.com/backlothq/backlot/internal/testutil"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -144,7 +145,7 @@ func jwksCfg(url string) config.Authenticator {
 		Claims:     config.ClaimsMap{Subject: "sub", Tenant: "tenant", Email: "name", Scopes: "scope"}}
 }
 
-func extClaims(clock *testClock, mod func(jwt.MapClaims)) jwt.MapClaims {
+func extClaims(clock *testutil.Clock, mod func(jwt.MapClaims)) jwt.MapClaims {
 	now := clock.Now().Unix()
 	c := jwt.MapClaims{"sub": "abf32c52", "iss": testIssuer, "aud": "backlot", "iat": now, "exp": now + 36000,
 		"tenant": "PARTNER_ID", "name": "user@example.com", "scope": "read write"}
@@ -154,7 +155,7 @@ func extClaims(clock *testClock, mod func(jwt.MapClaims)) jwt.MapClaims {
 	return c
 }
 
-func newJWKSAuth(t testing.TB, url string, clock *testClock) *authn.JWKS {
+func newJWKSAuth(t testing.TB, url string, clock *testutil.Clock) *authn.JWKS {
 	t.Helper()
 	j, err := authn.NewJWKS("extension", jwksCfg(url), authn.Deps{Now: clock.Now})
 	if err != nil {

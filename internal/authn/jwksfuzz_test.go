@@ -184,13 +184,6 @@ func fuzzSign(t *testing.T, k testKeys, which uint8, input string) []byte {
 
 func itoa(n int64) string { return big.NewInt(n).String() }
 
-// Set moves the clock to t (backwards too: the fuzzer picks any time).
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // TestTokenCacheClockStepsBack: a token verified (and cached) while valid
 // is refused when the clock steps back before its nbf/iat, as it would be
 // without the cache.

@@ -45,7 +45,7 @@ func sessionStores(t *testing.T, fn func(t *testing.T, open func(t *testing.T) s
 type sessFixture struct {
 	set   *authn.Set
 	store store.Store
-	clock *testClock
+	clock *testutil.Clock
 	url   string
 	logs  *lockedBuffer
 }

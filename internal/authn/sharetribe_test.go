@@ -36,27 +36,10 @@ const (
 	stPassword    = "secret-joe"
 )
 
-type stClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *stClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type stFixture struct {
 	sim    *marketplace.Marketplace
 	srv    *httptest.Server
-	clock  *stClock
+	clock  *testutil.Clock
 	a      *Sharetribe
 	userID string
 	calls  atomic.Int64 // current_user/show requests the simulator saw
@@ -66,7 +49,7 @@ type stFixture struct {
 
 func stSetup(t *testing.T, ttl time.Duration) *stFixture {
 	t.Helper()
-	f := &stFixture{clock: &stClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
+	f := &stFixture{clock: testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	f.sim = marketplace.New(marketplace.Options{
 		ClientID: stClientID, ClientSecret: stSecret,
 		IntegrationClientID: stIntegID, IntegrationClientSecret: stIntegSecret,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/internal/authn"
+	"github.com/backlothq/backlot/internal/testutil"
 
 	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/config"
@@ -41,7 +42,7 @@ func TestStripeAppPublishedVector(t *testing.T) {
 	if got := stripeSig(stripeTestSecret, 1700000000, payload); got != want {
 		t.Fatalf("v1 = %s, want %s", got, want)
 	}
-	clock := &testClock{t: time.Unix(1700000000+60, 0)}
+	clock := testutil.NewClock(time.Unix(1700000000+60, 0))
 	f := newAuthFixture(t, map[string]config.Authenticator{"stripe": {Type: config.AuthStripeApp, Secrets: []string{stripeTestSecret}}}, clock)
 	srv := f.serve(t, []string{"stripe"}, auth.Rule{})
 	res := doReq(t, "GET", srv.URL+"/api/userinfo", map[string]string{
@@ -162,7 +163,7 @@ func FuzzStripeSignature(f *testing.F) {
 		"t=1700000000,v1=" + good + ",v1=zz", "t=1700000000 , v1=" + good, ",,,", "t=9999999999999999999,v1=" + good} {
 		f.Add(s)
 	}
-	clock := &testClock{t: time.Unix(now, 0)}
+	clock := testutil.NewClock(time.Unix(now, 0))
 	set, err := authn.NewSet(map[string]config.Authenticator{"stripe": {Type: config.AuthStripeApp, Secrets: []string{stripeTestSecret}}}, nil, authn.Deps{Now: clock.Now})
 	if err != nil {
 		f.Fatal(err)

@@ -221,7 +221,7 @@ func TestCallbackBadInput(t *testing.T) {
 		{"state expired", func(t *testing.T, e *env) (*browser, *http.Response, []byte) {
 			b := newBrowser(t, "u", "a")
 			cb := e.consent(t, b, e.startLogin(t, b), "user-alice", "approve")
-			e.clock.Add(StateTTL + time.Second)
+			e.clock.Advance(StateTTL + time.Second)
 			resp, body := b.get(t, cb)
 			return b, resp, body
 		}, outcome{400, "invalid_state"}},
@@ -308,7 +308,7 @@ func TestRefreshRaceSQLite(t *testing.T) {
 	b := newBrowser(t, "usr_1", "acct_1")
 	e.connect(t, b, "user-alice")
 	old := e.tokensOf(b)
-	e.clock.Add(56 * time.Minute) // within refresh_before (5m) of the 1h expiry
+	e.clock.Advance(56 * time.Minute) // within refresh_before (5m) of the 1h expiry
 	got := race(t, []*Set{e.set}, b, 50)
 	checkRace(t, e.sim, got, old, 50)
 	if tk := e.tokensOf(b); tk.Access != got[0] || tk.Refresh == old.Refresh || tk.Refresh == "" {
@@ -343,7 +343,7 @@ func TestRefreshRacePostgres(t *testing.T) {
 		}
 		sets = append(sets, other)
 	}
-	e.clock.Add(56 * time.Minute)
+	e.clock.Advance(56 * time.Minute)
 	got := race(t, sets, b, 50)
 	checkRace(t, e.sim, got, old, 50)
 }
@@ -397,7 +397,7 @@ func TestCancelledRequestDoesNotBreakRefresh(t *testing.T) {
 	b := newBrowser(t, "usr_1", "acct_1")
 	e.connect(t, b, "user-alice")
 	old := e.tokensOf(b)
-	e.clock.Add(56 * time.Minute)
+	e.clock.Advance(56 * time.Minute)
 	if err := e.sim.Fault(oauth.RouteToken, oauth.Fault{Latency: 500 * time.Millisecond, Count: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestCancelledRequestDoesNotBreakRefresh(t *testing.T) {
 		t.Fatalf("after a cancelled caller: new token %v, stats %+v", tok != old.Access, s)
 	}
 	// And the next refresh works too: the committed refresh token is live.
-	e.clock.Add(56 * time.Minute)
+	e.clock.Advance(56 * time.Minute)
 	if tok2, err := e.conn.Token(context.Background(), b.principal()); err != nil || tok2 == tok {
 		t.Fatalf("next refresh: %v", err)
 	}
@@ -433,7 +433,7 @@ func TestProviderDownThenRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Due but not expired: the old token is still handed out.
-	e.clock.Add(56 * time.Minute)
+	e.clock.Advance(56 * time.Minute)
 	if tok, err := e.conn.Token(context.Background(), b.principal()); err != nil || tok != old.Access {
 		t.Fatalf("due, provider down: %v", err)
 	}
@@ -442,7 +442,7 @@ func TestProviderDownThenRecovered(t *testing.T) {
 		t.Fatalf("row after a failed refresh: %+v", row)
 	}
 	// Expired, still down: unavailable, and no new attempt before retry_at.
-	e.clock.Add(5 * time.Minute)
+	e.clock.Advance(5 * time.Minute)
 	_, err := e.conn.Token(context.Background(), b.principal())
 	var ue *UnavailableError
 	if !errors.As(err, &ue) || !errors.Is(err, ErrUnavailable) {
@@ -461,7 +461,7 @@ func TestProviderDownThenRecovered(t *testing.T) {
 		t.Fatalf("token endpoint called %d times before retry_at", got-calls)
 	}
 	e.sim.ClearFaults()
-	e.clock.Add(RetryMaxDefault)
+	e.clock.Advance(RetryMaxDefault)
 	tok, err := e.conn.Token(context.Background(), b.principal())
 	if err != nil || tok == old.Access {
 		t.Fatalf("recovered: %v", err)
@@ -490,7 +490,7 @@ func TestInvalidGrantExpires(t *testing.T) {
 	b := newBrowser(t, "usr_1", "acct_1")
 	e.connect(t, b, "user-alice")
 	e.sim.Reset() // forgets every token: the refresh token is now unknown
-	e.clock.Add(56 * time.Minute)
+	e.clock.Advance(56 * time.Minute)
 	for range 3 {
 		if _, err := e.conn.Token(context.Background(), b.principal()); !errors.Is(err, ErrExpired) {
 			t.Fatalf("want ErrExpired, got %v", err)
@@ -547,7 +547,7 @@ func TestRefreshErrorField(t *testing.T) {
 	if err := e.sim.Fault(oauth.RouteToken, oauth.Fault{OAuthError: "invalid_grant", Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Add(61 * time.Minute)
+	e.clock.Advance(61 * time.Minute)
 	if _, err := e.conn.Token(context.Background(), b.principal()); !errors.Is(err, ErrExpired) {
 		t.Fatalf("want ErrExpired, got %v", err)
 	}
@@ -649,7 +649,7 @@ func TestNoTokenInDatabaseLogsOrMetrics(t *testing.T) {
 	b := newBrowser(t, "usr_1", "acct_1")
 	e.connect(t, b, "user-alice")
 	first := e.tokensOf(b)
-	e.clock.Add(56 * time.Minute)
+	e.clock.Advance(56 * time.Minute)
 	if _, err := e.conn.Token(context.Background(), b.principal()); err != nil {
 		t.Fatal(err)
 	}

@@ -39,25 +39,6 @@ const (
 	returnTo  = "https://dashboard.stripe.com/apps/return"
 )
 
-// clock is a settable clock for backlot's side (the simulator keeps real
-// time, so tokens stay valid there while backlot thinks they are due).
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is one backlot-side connection set over a real store, talking to a
 // real simulator on loopback.
 type env struct {
@@ -69,7 +50,7 @@ type env struct {
 	set    *Set
 	conn   *Conn
 	eng    *engine.Engine
-	clock  *clock
+	clock  *testutil.Clock
 	url    string // backlot's base URL
 	logs   *syncBuffer
 	reg    *prometheus.Registry
@@ -105,7 +86,7 @@ type envOpts struct {
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{t: time.Now()}, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, clock: testutil.NewClock(time.Now()), logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
 	e.st = o.store
 	if e.st == nil {
 		e.st = testutil.SQLite(t)

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,12 +37,6 @@ func eachBackend(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	}
 }
 
-// fakeClock is a settable clock; zero offset means real time.
-type fakeClock struct{ off atomic.Int64 }
-
-func (c *fakeClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *fakeClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
-
 // testCfg is a small config: fast lease, fast backoff.
 func testCfg() config.Jobs {
 	return config.Jobs{
@@ -57,14 +50,14 @@ type bundle struct {
 	e   *Engine
 	st  store.Store
 	reg *prometheus.Registry
-	clk *fakeClock
+	clk *testutil.OffsetClock
 }
 
 // newEngine builds an engine over st; the caller registers workers and
 // starts it with start.
 func newEngine(t testing.TB, st store.Store, cfg config.Jobs, scheds []config.Schedule) *bundle {
 	t.Helper()
-	b := &bundle{st: st, reg: prometheus.NewRegistry(), clk: &fakeClock{}}
+	b := &bundle{st: st, reg: prometheus.NewRegistry(), clk: &testutil.OffsetClock{}}
 	e, err := New(cfg, scheds, st, Deps{Metrics: b.reg, Now: b.clk.Now, PollInterval: 100 * time.Millisecond, LeaderRetry: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,12 +39,6 @@ const (
 	jobKind      = "marketplace.event"
 	marketplaceN = "main"
 )
-
-// clock is a settable clock: real time plus an offset.
-type clock struct{ off atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 func newSim(t *testing.T, opts marketplace.Options) (*marketplace.Marketplace, string) {
 	t.Helper()
@@ -215,7 +208,7 @@ func TestPollFromBeginningAndFullPages(t *testing.T) {
 func TestRetentionAlarm(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	clk := &clock{}
+	clk := &tu.OffsetClock{}
 	sim, url := newSim(t, marketplace.Options{Now: clk.Now})
 	st := tu.SQLite(t)
 	p, _, reg, lb := newPoller(t, st, newClient(t, url, nil), events.Config{Poll: time.Second}, clk.Now)

@@ -47,7 +47,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add("", "", uint16(0))
 	f.Add("AAAAAAAAAAAAAAAAAAAAAA", "idv", uint16(0))
 	f.Fuzz(func(t *testing.T, ref, purpose string, advance uint16) {
-		clk.Add(time.Duration(advance) * time.Second)
+		clk.Advance(time.Duration(advance) * time.Second)
 		got, err := r.Open(ctx, ref, purpose, nil)
 		if err != nil {
 			return

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,16 +16,10 @@ import (
 	"github.com/backlothq/backlot/internal/testutil"
 )
 
-// clock is a settable clock for expiry tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+func newClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
 }
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-func newClock() *clock               { return &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)} }
-func key(b byte) string              { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+func key(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
 func keyring(t testing.TB, ks ...config.Key) *secrets.Keyring {
 	t.Helper()
 	k, err := secrets.NewKeyring(ks)
@@ -39,7 +32,7 @@ func keyring(t testing.TB, ks ...config.Key) *secrets.Keyring {
 type fixture struct {
 	r   *refs.Refs
 	db  store.Store
-	clk *clock
+	clk *testutil.Clock
 }
 
 func setup(t *testing.T) fixture {
@@ -205,18 +198,18 @@ func TestExpired(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.clk.Add(59 * time.Second)
+		f.clk.Advance(59 * time.Second)
 		if _, err := f.r.Open(ctx, ref, "idv", nil); err != nil {
 			t.Fatalf("open before expiry: %v", err)
 		}
-		f.clk.Add(time.Second)
+		f.clk.Advance(time.Second)
 		if _, err := f.r.Open(ctx, ref, "idv", nil); !errors.Is(err, refs.ErrExpired) {
 			t.Fatalf("open at expiry = %v, want ErrExpired", err)
 		}
 	}
 	// An expired row is pruned by a later Issue; its handle is then unknown.
 	ref, _ := f.r.Issue(ctx, []byte("x"), "idv", time.Minute, 100, &refs.IssueOpts{Stored: true})
-	f.clk.Add(2 * time.Minute)
+	f.clk.Advance(2 * time.Minute)
 	if _, err := f.r.Issue(ctx, []byte("y"), "idv", time.Minute, 100, &refs.IssueOpts{Stored: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/internal/sandbox/marketplace"
+	"github.com/backlothq/backlot/internal/testutil"
 )
 
 const (
@@ -23,28 +24,11 @@ const (
 	password     = "secret-joe"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	m      *marketplace.Marketplace
 	srv    *httptest.Server
 	c      *Client
-	clock  *clock
+	clock  *testutil.Clock
 	userID string
 	sleeps *[]time.Duration
 }
@@ -54,7 +38,7 @@ var fast = Limits{QueriesPerSecond: 1e6, QueryBurst: 1e6, CommandsPerSecond: 1e6
 
 func setup(t *testing.T, mutate func(*Config)) *fixture {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	m := marketplace.New(marketplace.Options{
 		ClientID: clientID, ClientSecret: clientSecret,
 		IntegrationClientID: integID, IntegrationClientSecret: integSecret,

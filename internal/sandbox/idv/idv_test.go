@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backlothq/backlot/internal/sandbox/simkit/simtest"
+	"github.com/backlothq/backlot/internal/testutil"
 )
 
 const (
@@ -29,14 +29,14 @@ var start = time.Date(2026, 3, 1, 12, 0, 0, 123e6, time.UTC)
 type fixture struct {
 	idv   *IDV
 	srv   *httptest.Server
-	clock *simtest.Clock
+	clock *testutil.Clock
 	// browser does not follow redirects, so tests see them.
 	browser *http.Client
 }
 
 func setup(t *testing.T, opts Options) *fixture {
 	t.Helper()
-	c := simtest.NewClock(start)
+	c := testutil.NewClock(start)
 	if opts.APIToken == "" {
 		opts.APIToken, opts.APISecret = apiToken, apiSecret
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backlothq/backlot/internal/sandbox/simkit/simtest"
+	"github.com/backlothq/backlot/internal/testutil"
 )
 
 const (
@@ -31,13 +31,13 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 type fixture struct {
 	m      *Marketplace
 	srv    *httptest.Server
-	clock  *simtest.Clock
+	clock  *testutil.Clock
 	userID string
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	clock := simtest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	clock := testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	m := New(Options{
 		ClientID:                testClientID,
 		ClientSecret:            testSecret,

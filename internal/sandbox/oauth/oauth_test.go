@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backlothq/backlot/internal/sandbox/simkit/simtest"
+	"github.com/backlothq/backlot/internal/testutil"
 )
 
 // Registered clients of the fixture. The web client's secret has the
@@ -37,7 +37,7 @@ const (
 type fixture struct {
 	s      *Server
 	srv    *httptest.Server
-	clock  *simtest.Clock
+	clock  *testutil.Clock
 	client *http.Client // does not follow redirects
 }
 
@@ -46,7 +46,7 @@ type fixture struct {
 // (public). mod may change the options first.
 func setup(t *testing.T, mod func(*Options)) *fixture {
 	t.Helper()
-	clock := simtest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	clock := testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	opts := Options{
 		Clients: []Client{
 			{ID: webID, Secret: webSecret, RedirectURIs: []string{webRedirect}, RequirePKCE: true},

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backlothq/backlot/internal/sandbox/simkit/simtest"
+	"github.com/backlothq/backlot/internal/testutil"
 )
 
 type fixture struct {
 	p      *Payments
 	srv    *httptest.Server
-	clock  *simtest.Clock
+	clock  *testutil.Clock
 	ada    string // Ada's access token
 	grace  string
 	secret string
@@ -25,7 +25,7 @@ type fixture struct {
 
 func setup(t *testing.T, opts Options) *fixture {
 	t.Helper()
-	clock := simtest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	clock := testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	opts.Now = clock.Now
 	p := New(opts)
 	srv := httptest.NewServer(p)

@@ -23,7 +23,7 @@
 // answers, which statuses carry Retry-After), Options says so; the
 // simulator keeps its exported Fault type and methods as thin wrappers.
 //
-// Tests of the simulators share the settable clock in package simtest.
+// Tests of the simulators use the settable clock of internal/testutil.
 package simkit
 
 import (

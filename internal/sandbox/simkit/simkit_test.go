@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backlothq/backlot/internal/sandbox/simkit/simtest"
+	"github.com/backlothq/backlot/internal/testutil"
 )
 
 // serve puts g in front of a handler that answers 200 "real" on any path,
@@ -254,7 +254,7 @@ func TestNotSimulated(t *testing.T) {
 
 func TestRateLimiter(t *testing.T) {
 	t.Parallel()
-	clock := simtest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	clock := testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	rl := NewRateLimiter(2, 10*time.Second, clock.Now)
 	for i := range 2 {
 		if ok, _ := rl.Allow("k"); !ok {

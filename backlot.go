@@ -33,6 +33,7 @@ import (
 	"github.com/backlothq/backlot/internal/cors"
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/logbuf"
 	"github.com/backlothq/backlot/internal/marketplace/events"
 	"github.com/backlothq/backlot/internal/marketplace/refs"
 	"github.com/backlothq/backlot/internal/proxy"
@@ -55,6 +56,7 @@ const openTimeout = 30 * time.Second
 type App struct {
 	cfg      *config.Config
 	log      *slog.Logger
+	logw     *logbuf.Writer // the default logger's buffer, written out by Close
 	reg      *prometheus.Registry
 	store    store.Store
 	keys     *secrets.Keyring
@@ -98,7 +100,9 @@ func WithConfigFile(path string) Option { return func(o *options) { o.configFile
 // and validates it (config.Config.Prepare).
 func WithConfig(cfg *config.Config) Option { return func(o *options) { o.cfg = cfg } }
 
-// WithLogger sets the logger. Default: JSON to stderr at info.
+// WithLogger sets the logger. Default: JSON to stderr at info, written in
+// batches (a line waits at most 100 ms; warnings and errors are written at
+// once, and Close writes what is left).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithMigrate controls whether pending migrations are applied at start.
@@ -128,10 +132,12 @@ func New(opts ...Option) (*App, error) {
 		}
 	}
 	log := o.logger
+	var logw *logbuf.Writer
 	if log == nil {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		logw = logbuf.New(os.Stderr, logbuf.FlushDefault, logbuf.SizeDefault)
+		log = slog.New(logbuf.Handler(slog.NewJSONHandler(logw, nil), logw))
 	}
-	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), workers: map[string]bool{}}
+	a := &App{cfg: cfg, log: log, logw: logw, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), workers: map[string]bool{}}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
@@ -428,7 +434,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 // Close releases the store. Run and Serve call it when they return.
 func (a *App) Close() error {
 	var err error
-	a.closeOnce.Do(func() { err = a.store.Close() })
+	a.closeOnce.Do(func() {
+		err = a.store.Close()
+		if a.logw != nil {
+			a.logw.Close() // the default logger's buffered lines
+		}
+	})
 	return err
 }
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
@@ -40,8 +39,8 @@ func main() {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	app, err := backlot.New(backlot.WithConfigFile(*cfgPath), backlot.WithLogger(log))
+	// The default logger, as `backlot serve` has it (JSON to stderr, in batches).
+	app, err := backlot.New(backlot.WithConfigFile(*cfgPath))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "backlot-bench:", err)
 		os.Exit(1)

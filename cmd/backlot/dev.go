@@ -38,10 +38,11 @@ the configuration is generated.`,
   backlot dev --reset`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := newLogger(g, cmd.ErrOrStderr())
+			log, flushLog, err := newServerLogger(g, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
+			defer flushLog()
 			o.Logger = log
 			devapp.Wire(&o)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

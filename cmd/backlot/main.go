@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/logbuf"
 	"github.com/spf13/cobra"
 )
 
@@ -125,14 +126,31 @@ func newLogger(g *globalFlags, w io.Writer) (*slog.Logger, error) {
 		return nil, &exitError{Code: 2, Err: fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch g.logFormat {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	default:
 		return nil, &exitError{Code: 2, Err: fmt.Errorf("--log-format %q: want json or text", g.logFormat)}
 	}
+	if bw, ok := w.(*logbuf.Writer); ok {
+		h = logbuf.Handler(h, bw) // warnings and errors at once
+	}
+	return slog.New(h), nil
+}
+
+// newServerLogger is newLogger for a long-running server: request lines are
+// written in batches instead of one system call each. Call the returned
+// function before exiting to write what is left.
+func newServerLogger(g *globalFlags, w io.Writer) (*slog.Logger, func(), error) {
+	bw := logbuf.New(w, logbuf.FlushDefault, logbuf.SizeDefault)
+	log, err := newLogger(g, bw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, func() { bw.Close() }, nil
 }
 
 // loadConfig reads the configuration named by --config.

@@ -22,10 +22,11 @@ until SIGINT or SIGTERM, then shut down gracefully.`,
   BACKLOT_STORE_URL=postgres://user:pass@db:5432/backlot backlot serve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := newLogger(g, cmd.ErrOrStderr())
+			log, flushLog, err := newServerLogger(g, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
+			defer flushLog()
 			app, err := backlot.New(backlot.WithConfigFile(g.configPath), backlot.WithLogger(log), backlot.WithMigrate(migrate))
 			if err != nil {
 				return err

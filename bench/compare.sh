@@ -7,7 +7,7 @@
 #   bench/compare.sh                 # defaults: N=40000 requests, C=64 connections, ROUNDS=2
 #   N=20000 ROUNDS=1 bench/compare.sh
 #   bench/compare.sh --per-core      # the per-core form (below)
-#   BASELINE=<git rev> bench/compare.sh --per-core   # also backlot at that revision, same rounds
+#   BASELINE=<git rev> bench/compare.sh --per-core   # also backlot at that revision, same rounds (SQLite, PostgreSQL, GET)
 #
 # What it measures:
 #   ingest   signed Standard Webhooks deliveries acknowledged per second and p99, at C connections
@@ -90,7 +90,7 @@ log "building loadgen, backlot-bench, bare"
 (cd "$shared/bench/loadgen" && go build -o "$work/loadgen" .)
 (cd "$root" && CGO_ENABLED=0 go build -o "$work/backlot-bench" ./bench/backlot-bench && go build -o "$work/bare" ./bench/bare)
 # BASELINE=<git revision>: also measure backlot as of that revision in the
-# same rounds (SQLite ingest and whoami), for before/after figures that
+# same rounds (SQLite and PostgreSQL ingest, whoami), for before/after figures that
 # share the run's conditions. Built from `git archive`, with today's
 # bench/backlot-bench/main.go.
 if [ -n "${BASELINE:-}" ]; then
@@ -268,6 +268,13 @@ for round in $(seq 1 "$ROUNDS"); do
     read -r g p99 cpu < <(run_get http://127.0.0.1:18080/auth/whoami "$TOKEN" the_backlot)
     log "  baseline GET /auth/whoami rps=$g p99_ms=$p99 cpu_us=$cpu"; add bbl_get "$g"; add bbl_get_p99 "$p99"; add bbl_get_cpu "$cpu"
     stop_backlot
+    if [ -n "$pgdir" ]; then
+      runuser -u postgres -- "$pgbin/psql" -h 127.0.0.1 -p 55432 -U postgres -qc "drop database if exists bench" -c "create database bench" >/dev/null
+      start_backlot "postgres://postgres@127.0.0.1:55432/bench?sslmode=disable" backlot-bench-baseline
+      read -r rps p99 e2e cpu < <(run_ingest http://127.0.0.1:18080/webhooks/bench completed_backlot the_backlot_pg)
+      log "  baseline postgres ingest rps=$rps p99_ms=$p99 e2e=$e2e/s cpu_us=$cpu (backlot + PostgreSQL)"; add bpg_rps "$rps"; add bpg_p99 "$p99"; add bpg_cpu "$cpu"
+      stop_backlot
+    fi
   fi
 
   if [ -n "$pgdir" ]; then
@@ -304,6 +311,11 @@ if [ -n "${BASELINE:-}" ]; then
   printf '| SQLite ingest p99, ms | %.1f | %.1f | %.1f | | |\n' "$(avg peer_p99)" "$(avg bsq_p99)" "$(avg sq_p99)"
   printf '| SQLite end to end, jobs/s | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_e2e)" "$(avg bsq_e2e)" "$(avg sq_e2e)" "$(ratio bsq_e2e peer_e2e)" "$(ratio sq_e2e peer_e2e)"
   printf '| CPU µs per delivery (ratio peer ÷ backlot) | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_cpu)" "$(avg bsq_cpu)" "$(avg sq_cpu)" "$(ratio peer_cpu bsq_cpu)" "$(ratio peer_cpu sq_cpu)"
+  if [ -n "$pgdir" ]; then
+    printf '| PostgreSQL ingest, acknowledged/s | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_rps)" "$(avg bpg_rps)" "$(avg pg_rps)" "$(ratio bpg_rps peer_rps)" "$(ratio pg_rps peer_rps)"
+    printf '| PostgreSQL ingest p99, ms | %.1f | %.1f | %.1f | | |\n' "$(avg peer_p99)" "$(avg bpg_p99)" "$(avg pg_p99)"
+    printf '| PostgreSQL CPU µs per delivery, backlot + PostgreSQL (ratio peer ÷ backlot) | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_cpu)" "$(avg bpg_cpu)" "$(avg pg_cpu)" "$(ratio peer_cpu bpg_cpu)" "$(ratio peer_cpu pg_cpu)"
+  fi
   printf '| GET whoami vs /api/ext/me, req/s | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_get)" "$(avg bbl_get)" "$(avg bl_get)" "$(ratio bbl_get peer_get)" "$(ratio bl_get peer_get)"
   printf '| GET CPU µs per request (ratio peer ÷ backlot) | %.0f | %.0f | %.0f | %s | %s |\n' "$(avg peer_get_cpu)" "$(avg bbl_get_cpu)" "$(avg bl_get_cpu)" "$(ratio peer_get_cpu bbl_get_cpu)" "$(ratio peer_get_cpu bl_get_cpu)"
   printf '| GET vs bare handler, req/s | bare %.0f | %s | %s | | |\n' "$(avg bare_get)" "$(ratio bbl_get bare_get)" "$(ratio bl_get bare_get)"

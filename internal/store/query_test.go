@@ -22,8 +22,11 @@ func TestConsoleJobConds(t *testing.T) {
 		{"none", ConsoleJobFilter{}, dollar, nil, "", "$1", []any{7}},
 		{"none after an argument", ConsoleJobFilter{}, dollar, []any{99}, "", "$2", []any{99, 7}},
 		{"all, dollar", ConsoleJobFilter{State: "failed", Kind: "k", Queue: "q", DedupePrefix: "a_%", BeforeID: 5}, dollar, []any{99},
-			` WHERE state = $2 AND kind = $3 AND queue = $4 AND dedupe_key LIKE $5 ESCAPE '\' AND id < $6`, "$7",
+			` WHERE state = $2 AND ` + IndexedStatesSQL + ` AND kind = $3 AND queue = $4 AND dedupe_key LIKE $5 ESCAPE '\' AND id < $6`, "$7",
 			[]any{99, "failed", "k", "q", `a\_\%%`, int64(5), 7}},
+		{"running", ConsoleJobFilter{State: "running"}, question, nil,
+			` WHERE state = ? AND state = 'running'`, "?", []any{"running", 7}},
+		{"completed", ConsoleJobFilter{State: "completed"}, question, nil, ` WHERE state = ? AND state <> 'running'`, "?", []any{"completed", 7}},
 		{"some, question", ConsoleJobFilter{Kind: "k", BeforeID: 5}, question, nil,
 			` WHERE kind = ? AND id < ?`, "?", []any{"k", int64(5), 7}},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/backlothq/backlot/internal/store"
+	"github.com/backlothq/backlot/jobs"
 )
 
 // ListJobSummaries lists a page of jobs with payloads cut short. substr
@@ -15,7 +16,7 @@ func (db *DB) ListJobSummaries(ctx context.Context, f store.ConsoleJobFilter) ([
 	c := store.ConsoleJobConds(f, placeholder, f.PayloadMax+1)
 	q := `SELECT id, kind, queue, substr(payload, 1, ?), state, attempt, max_attempts, run_at, lease_until,
 		last_error, progress, dedupe_key, created_at, finished_at
-		FROM backlot_jobs` + c.Where() + ` ORDER BY id DESC LIMIT ` + c.Arg(f.Limit)
+		FROM ` + jobsFrom(f) + c.Where() + ` ORDER BY id DESC LIMIT ` + c.Arg(f.Limit)
 	rows, err := db.r.QueryContext(ctx, q, c.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("list job summaries: %w", err)
@@ -27,12 +28,23 @@ func (db *DB) ListJobSummaries(ctx context.Context, f store.ConsoleJobFilter) ([
 	return store.Summaries(js, f.PayloadMax), nil
 }
 
+// jobsFrom names the jobs table for a console query. Running jobs are not in
+// the partial state indexes: without statistics SQLite would rather walk
+// every id newest first (no sort) than the few rows of backlot_jobs_running,
+// so it is told.
+func jobsFrom(f store.ConsoleJobFilter) string {
+	if f.State == jobs.StateRunning {
+		return "backlot_jobs INDEXED BY backlot_jobs_running"
+	}
+	return "backlot_jobs"
+}
+
 // CountJobsCapped counts matching jobs, reading at most limit+1 index
 // entries.
 func (db *DB) CountJobsCapped(ctx context.Context, f store.ConsoleJobFilter, limit int) (int64, error) {
 	c := store.ConsoleJobConds(f, placeholder)
 	var n int64
-	err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM backlot_jobs`+c.Where()+` LIMIT `+c.Arg(limit+1)+`)`,
+	err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+jobsFrom(f)+c.Where()+` LIMIT `+c.Arg(limit+1)+`)`,
 		c.Args()...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count jobs: %w", err)

@@ -605,7 +605,7 @@ func (db *DB) DeleteDedupeKeys(ctx context.Context, before time.Time) (int64, er
 // matching a partial index, so finished jobs are never scanned.
 func (db *DB) CountJobs(ctx context.Context) ([]store.JobCount, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT queue, state, count(*) FROM backlot_jobs
-		WHERE state IN ('available', 'scheduled', 'retrying') GROUP BY queue, state
+		WHERE `+store.WaitingStatesSQL+` GROUP BY queue, state
 		UNION ALL
 		SELECT queue, state, count(*) FROM backlot_jobs WHERE state = 'running' GROUP BY queue, state
 		ORDER BY 1, 2`)

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/backlothq/backlot/internal/store"
 )
 
 // relaxedTx is WriteTx with synchronous=NORMAL: the commit is not fsynced.
@@ -103,7 +105,7 @@ const (
 				ORDER BY lease_until LIMIT ?4+0) RETURNING ` + jobCols
 	claimDueSQL = `UPDATE backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
 			WHERE id IN (SELECT id FROM backlot_jobs WHERE queue = ?2
-				AND state IN ('available', 'scheduled', 'retrying') AND run_at <= ?3
+				AND ` + store.WaitingStatesSQL + ` AND run_at <= ?3
 				AND kind IN (KINDS)
 				ORDER BY run_at, id LIMIT ?4+0) RETURNING ` + jobCols
 )

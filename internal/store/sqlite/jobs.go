@@ -340,7 +340,7 @@ func (db *DB) ExtendLeases(ctx context.Context, until time.Time, refs []store.Jo
 // are the rows of f (id, attempt, state, run_at, err, at). A failed or
 // retrying outcome of a job whose cancel was requested becomes cancelled;
 // an empty error keeps last_error.
-const finishUpdate = `UPDATE backlot_jobs SET
+const finishUpdate = `UPDATE OR FAIL backlot_jobs SET
 	state = CASE WHEN cancel_requested AND f.state <> 'completed' THEN 'cancelled' ELSE f.state END,
 	run_at = CASE WHEN f.state = 'retrying' AND NOT cancel_requested THEN f.run_at ELSE backlot_jobs.run_at END,
 	last_error = CASE WHEN f.err = '' THEN last_error ELSE f.err END,

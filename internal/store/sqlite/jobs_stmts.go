@@ -98,12 +98,12 @@ func jobStmtSQL() [numStmts]string {
 const (
 	claimKindsFilter = `KINDS`
 	claimKindsParam  = 5
-	claimLapsedSQL   = `UPDATE backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
+	claimLapsedSQL   = `UPDATE OR FAIL backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
 			WHERE id IN (SELECT id FROM backlot_jobs WHERE queue = ?2
 				AND state = 'running' AND lease_until < ?3 AND attempt < max_attempts
 				AND kind IN (KINDS)
 				ORDER BY lease_until LIMIT ?4+0) RETURNING ` + jobCols
-	claimDueSQL = `UPDATE backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
+	claimDueSQL = `UPDATE OR FAIL backlot_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1
 			WHERE id IN (SELECT id FROM backlot_jobs WHERE queue = ?2
 				AND ` + store.WaitingStatesSQL + ` AND run_at <= ?3
 				AND kind IN (KINDS)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -67,16 +66,12 @@ func fetchWithToken(t *testing.T, ctx context.Context, pageURL, target, token st
 	return res
 }
 
-// requestsLogged counts backlot's request log lines for method and path.
+// requestsLogged counts backlot's request log lines for method and path,
+// once every line of the requests made so far is written.
 func requestsLogged(t *testing.T, p *testutil.Proc, method, path string) int {
 	t.Helper()
-	f, err := os.Open(p.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	n := 0
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(strings.NewReader(p.SettledStderr(t)))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		var line struct{ Msg, Method, Path string }

@@ -13,7 +13,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -284,8 +283,8 @@ func TestDashboardEndpoints(t *testing.T) {
 		!strings.Contains(string(metrics), `upstream="lookup:`) {
 		t.Errorf("/metrics lacks the upstream histogram: %d", status)
 	}
-	logs, _ := os.ReadFile(d.bk.Stderr)
-	for where, text := range map[string]string{"responses": s.seen.String(), "logs": string(logs)} {
+	logs := d.bk.SettledStderr(t)
+	for where, text := range map[string]string{"responses": s.seen.String(), "logs": logs} {
 		for name, secret := range map[string]string{"middleware secret": mwSecret, "client secret": clientSecret, "merchant token": ada.AccessToken} {
 			if strings.Contains(text, secret) {
 				t.Errorf("%s contain the %s", where, name)

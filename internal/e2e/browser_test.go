@@ -314,10 +314,7 @@ func TestBrowserCORSAndSession(t *testing.T) {
 	})
 
 	t.Run("server log", func(t *testing.T) {
-		logs, err := os.ReadFile(bk.Stderr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		logs := []byte(bk.SettledStderr(t))
 		// backlot saw every logout attempt and answered only the last with 204.
 		var statuses []int
 		for _, line := range strings.Split(string(logs), "\n") {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,11 +99,8 @@ func TestQuickstartWalkthrough(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "demo.event") || !strings.Contains(out, "available") {
 		t.Fatalf("jobs list: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	logs, err := os.ReadFile(p.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(logs), `"level":"WARN","msg":"no worker for job kind: its jobs will wait","kind":"demo.event"`) {
+	logs := p.SettledStderr(t)
+	if !strings.Contains(logs, `"level":"WARN","msg":"no worker for job kind: its jobs will wait","kind":"demo.event"`) {
 		t.Errorf("serve did not warn that demo.event has no worker:\n%s", logs)
 	}
 }

@@ -100,8 +100,9 @@ func TestQuickstartServes(t *testing.T) {
 		t.Fatalf("oversized body: %d %s", resp.StatusCode, b)
 	}
 	// One JSON log line per request, with the request id.
-	logs, _ := os.ReadFile(p.Stderr)
-	if !strings.Contains(string(logs), `"request_id":"`+env.RequestID+`"`) {
+	want := `"request_id":"` + env.RequestID + `"`
+	logs := p.StderrWhen(t, func(logs string) bool { return strings.Contains(logs, want) })
+	if !strings.Contains(logs, want) {
 		t.Errorf("no log line for request %s", env.RequestID)
 	}
 }

@@ -239,3 +239,38 @@ func tail(path string, n int) string {
 	}
 	return string(b)
 }
+
+// StderrWhen returns the process's stderr once ok accepts it, or what there
+// is after 10 s. The server writes its log in batches (a line may reach the
+// file up to 100 ms after its request was answered), so a test looking for
+// a line waits for it.
+func (p *Proc) StderrWhen(t testing.TB, ok func(logs string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(p.Stderr)
+		if err != nil {
+			t.Fatalf("read backlot stderr: %v", err)
+		}
+		if ok(string(b)) || time.Now().After(deadline) {
+			return string(b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// SettledStderr returns the process's stderr once nothing was added to it
+// for 300 ms (three times the log's batching interval): the lines of every
+// request answered before the call are in it. For tests that check what a
+// log does not contain.
+func (p *Proc) SettledStderr(t testing.TB) string {
+	t.Helper()
+	last, since := "", time.Now()
+	return p.StderrWhen(t, func(logs string) bool {
+		if logs != last {
+			last, since = logs, time.Now()
+			return false
+		}
+		return time.Since(since) >= 300*time.Millisecond
+	})
+}

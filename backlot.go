@@ -34,6 +34,7 @@ import (
 	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/httpapi"
 	"github.com/backlothq/backlot/internal/logbuf"
+	"github.com/backlothq/backlot/internal/logjson"
 	"github.com/backlothq/backlot/internal/marketplace/events"
 	"github.com/backlothq/backlot/internal/marketplace/refs"
 	"github.com/backlothq/backlot/internal/proxy"
@@ -135,7 +136,7 @@ func New(opts ...Option) (*App, error) {
 	var logw *logbuf.Writer
 	if log == nil {
 		logw = logbuf.New(os.Stderr, logbuf.FlushDefault, logbuf.SizeDefault)
-		log = slog.New(logbuf.Handler(slog.NewJSONHandler(logw, nil), logw))
+		log = slog.New(logbuf.Handler(logjson.New(logw, nil), logw))
 	}
 	a := &App{cfg: cfg, log: log, logw: logw, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), workers: map[string]bool{}}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/logbuf"
+	"github.com/backlothq/backlot/internal/logjson"
 	"github.com/spf13/cobra"
 )
 
@@ -129,7 +130,7 @@ func newLogger(g *globalFlags, w io.Writer) (*slog.Logger, error) {
 	var h slog.Handler
 	switch g.logFormat {
 	case "json":
-		h = slog.NewJSONHandler(w, opts)
+		h = logjson.New(w, opts) // slog.JSONHandler's lines, request lines faster
 	case "text":
 		h = slog.NewTextHandler(w, opts)
 	default:

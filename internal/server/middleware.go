@@ -127,7 +127,8 @@ func (s *Server) finish(r *http.Request, st *httpapi.State, sw *statusWriter, st
 	if sw.status == 0 {
 		sw.status = http.StatusOK
 	}
-	d := time.Since(start)
+	now := time.Now()
+	d := now.Sub(start)
 	route := st.Route
 	if route == "" {
 		route = "unmatched"
@@ -138,6 +139,13 @@ func (s *Server) finish(r *http.Request, st *httpapi.State, sw *statusWriter, st
 	level := slog.LevelInfo
 	if sw.status >= 500 {
 		level = slog.LevelError
+	}
+	// The record is handed to the handler directly: Logger.LogAttrs would
+	// also look up its caller (runtime.Callers), for a source location that
+	// is always this function.
+	h := s.cfg.Logger.Handler()
+	if !h.Enabled(r.Context(), level) {
+		return
 	}
 	attrs := make([]slog.Attr, 0, 11)
 	attrs = append(attrs,
@@ -159,7 +167,9 @@ func (s *Server) finish(r *http.Request, st *httpapi.State, sw *statusWriter, st
 	if st.ErrDetail != "" {
 		attrs = append(attrs, slog.String("error_detail", st.ErrDetail))
 	}
-	s.cfg.Logger.LogAttrs(r.Context(), level, "request", attrs...)
+	rec := slog.NewRecord(now, level, "request", 0)
+	rec.AddAttrs(attrs...)
+	_ = h.Handle(r.Context(), rec) // a log line that cannot be written is not the client's failure
 }
 
 // securityHeaders sets the headers every response carries.

@@ -167,8 +167,9 @@ type Engine struct {
 	// one transaction and insert jobs claimed (see writeLoop); nil if not.
 	bw store.JobBatchWriter
 	// insertClaimMu guards noInsertClaim, set by Stop: from then on no
-	// job is claimed at insert (runWG is being waited on).
-	insertClaimMu sync.Mutex
+	// job is claimed at insert (runWG is being waited on). Committers hold
+	// it shared from their claims at insert until those jobs are started.
+	insertClaimMu sync.RWMutex
 	noInsertClaim bool
 	// lastCommit is when writeLoop last committed (unix nanoseconds).
 	lastCommit atomic.Int64

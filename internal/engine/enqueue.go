@@ -173,6 +173,7 @@ func (e *Engine) commitLoop() {
 	defer e.commitWG.Done()
 	batch := make([]*enqueueReq, 0, MaxEnqueueBatch)
 	ins := make([]store.JobInsert, 0, MaxEnqueueBatch)
+	qs := make([]*queue, 0, MaxEnqueueBatch)
 	for {
 		r, ok := <-e.enq
 		if !ok {
@@ -191,21 +192,42 @@ func (e *Engine) commitLoop() {
 				break drain
 			}
 		}
-		ins = ins[:0]
+		// A due job this engine runs, in a queue with no jobs waiting
+		// before it, is inserted already claimed when a worker slot is
+		// free, and started once committed: no claim transaction and no
+		// second write of its row (the store honours JobInsert.LeaseUntil).
+		now := e.now()
+		lease := now.Add(e.cfg.Lease.D())
+		ins, qs = ins[:0], qs[:0]
+		e.insertClaimMu.RLock()
 		for _, r := range batch {
-			ins = append(ins, r.ins)
+			in := r.ins
+			var q *queue
+			if qu := e.insertClaimQueue(&in, now); qu != nil && !qu.backlog.Load() && qu.reserve(1) == 1 {
+				q, in.LeaseUntil = qu, lease
+			}
+			ins, qs = append(ins, in), append(qs, q)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
-		res, err := e.st.InsertJobs(ctx, e.now(), ins)
+		res, err := e.st.InsertJobs(ctx, now, ins)
 		cancel()
 		e.m.batch.Observe(float64(len(batch)))
 		if err != nil {
+			for _, q := range qs {
+				if q != nil {
+					q.release(1)
+				}
+			}
+			e.insertClaimMu.RUnlock()
 			e.log.Error("enqueue batch failed", "jobs", len(batch), "error", err)
 			for _, r := range batch {
 				r.done <- enqueueRes{err: err}
 			}
 			continue
 		}
+		e.startClaimed(qs, ins, res, now)
+		e.insertClaimMu.RUnlock()
+		clear(qs)
 		for i, r := range batch {
 			r.done <- enqueueRes{res: res[i]}
 		}
@@ -365,6 +387,50 @@ const (
 	claimHot = 10 * time.Millisecond
 )
 
+// insertClaimQueue returns the queue of in when in may be inserted
+// already claimed by this engine (due now, of a kind it runs, the engine
+// not stopping), nil when not. The caller then takes a worker slot (see
+// queue.reserve) or leaves it to a later claim. Called with insertClaimMu
+// held.
+func (e *Engine) insertClaimQueue(in *store.JobInsert, now time.Time) *queue {
+	if e.noInsertClaim || in.RunAt.After(now) {
+		return nil
+	}
+	qu := e.queues[in.Queue]
+	if qu == nil {
+		return nil
+	}
+	if fn, _ := e.worker(in.Kind); fn == nil {
+		return nil
+	}
+	return qu
+}
+
+// startClaimed starts the jobs inserted already claimed (qs[i] is the
+// queue whose slot insert i took, nil if it took none) once their insert
+// committed at now, and gives back the slots of those that turned out to
+// be duplicates. Called with insertClaimMu held.
+func (e *Engine) startClaimed(qs []*queue, ins []store.JobInsert, res []jobs.EnqueueResult, now time.Time) {
+	created := now.Truncate(time.Microsecond).UTC() // as the store keeps it
+	for i, q := range qs {
+		if q == nil {
+			continue
+		}
+		if res[i].Duplicate {
+			q.release(1)
+			continue
+		}
+		in := &ins[i]
+		lu := in.LeaseUntil.Truncate(time.Microsecond).UTC()
+		e.start(q, &jobs.Job{
+			ID: res[i].ID, Kind: in.Kind, Queue: in.Queue,
+			Payload: bytes.Clone(in.Payload), // the caller may reuse its buffer once answered
+			State:   jobs.StateRunning, Attempt: 1, MaxAttempts: in.MaxAttempts,
+			RunAt: created, LeaseUntil: &lu, DedupeKey: in.DedupeKey, CreatedAt: created,
+		})
+	}
+}
+
 // batchScratch is writeLoop's reusable space.
 type batchScratch struct {
 	ins    []store.JobInsert
@@ -397,8 +463,8 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 	lease := now.Add(e.cfg.Lease.D())
 	// Held until the claimed jobs are started, so Stop cannot begin
 	// waiting on runWG in between.
-	e.insertClaimMu.Lock()
-	defer e.insertClaimMu.Unlock()
+	e.insertClaimMu.RLock()
+	defer e.insertClaimMu.RUnlock()
 	w.ins, w.q, w.claims, w.claimQ, w.reqs = w.ins[:0], w.q[:0], w.claims[:0], w.claimQ[:0], w.reqs[:0]
 	if _, kinds := e.worker(""); !e.noInsertClaim && len(kinds) > 0 {
 		// Queues with waiting jobs get their free slots filled in the same
@@ -420,22 +486,18 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 	for _, r := range batch {
 		in := r.ins
 		var q *queue
-		if !e.noInsertClaim && !in.RunAt.After(now) {
-			if qu := e.queues[in.Queue]; qu != nil {
-				if fn, _ := e.worker(in.Kind); fn != nil {
-					switch {
-					case !qu.backlog.Load() && qu.reserve(1) == 1:
-						q = qu
-						in.LeaseUntil = lease
-						qu.turning = true
-					case qu.turning && !r.deferred:
-						// Slots are coming free (this batch takes some):
-						// next batch rather than a claim later.
-						r.deferred = true
-						carry = append(carry, r)
-						continue
-					}
-				}
+		if qu := e.insertClaimQueue(&in, now); qu != nil {
+			switch {
+			case !qu.backlog.Load() && qu.reserve(1) == 1:
+				q = qu
+				in.LeaseUntil = lease
+				qu.turning = true
+			case qu.turning && !r.deferred:
+				// Slots are coming free (this batch takes some):
+				// next batch rather than a claim later.
+				r.deferred = true
+				carry = append(carry, r)
+				continue
 			}
 		}
 		w.reqs = append(w.reqs, r)
@@ -469,23 +531,8 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 	}
 	u.reset()
 	res := out.Inserted
-	created := now.Truncate(time.Microsecond).UTC() // as the store keeps it
-	leaseUntil := lease.Truncate(time.Microsecond).UTC()
+	e.startClaimed(w.q, w.ins, res, now)
 	for i, r := range batch {
-		if q := w.q[i]; q != nil {
-			if res[i].Duplicate {
-				q.release(1)
-			} else {
-				in := &w.ins[i]
-				lu := leaseUntil
-				e.start(q, &jobs.Job{
-					ID: res[i].ID, Kind: in.Kind, Queue: in.Queue,
-					Payload: bytes.Clone(in.Payload), // the caller may reuse its buffer once answered
-					State:   jobs.StateRunning, Attempt: 1, MaxAttempts: in.MaxAttempts,
-					RunAt: created, LeaseUntil: &lu, DedupeKey: in.DedupeKey, CreatedAt: created,
-				})
-			}
-		}
 		r.done <- enqueueRes{res: res[i]}
 	}
 	e.enqueued(w.ins, res)

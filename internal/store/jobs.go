@@ -99,8 +99,8 @@ type JobInsert struct {
 	RunAt       time.Time // after the insert's now: state scheduled
 	DedupeKey   string    // "" for none
 	// LeaseUntil, when set, inserts the job already claimed: running,
-	// attempt 1, leased until then. Only a store implementing
-	// JobBatchWriter honours it (see there); others must not be given it.
+	// attempt 1, leased until then (the inserting engine runs it; nobody
+	// is notified of it). InsertJobs and WriteJobBatch honour it.
 	LeaseUntil time.Time
 }
 

@@ -177,10 +177,12 @@ func insertJobs(ctx context.Context, tx pgx.Tx, now time.Time, batch []store.Job
 		queue    = make([]string, 0, n)
 		payload  = make([]string, 0, n)
 		state    = make([]string, 0, n)
+		attempt  = make([]int32, 0, n)
+		lease    = make([]*time.Time, 0, n)
 		maxAtt   = make([]int32, 0, n)
 		runAt    = make([]time.Time, 0, n)
 		dedupe   = make([]string, 0, n)
-		queueSet = map[string]bool{}
+		queueSet = map[string]bool{} // queues of rows left for a claim: NOTIFYed
 	)
 	for _, i := range uniq {
 		if res[i].Duplicate {
@@ -193,15 +195,23 @@ func insertJobs(ctx context.Context, tx pgx.Tx, now time.Time, batch []store.Job
 		} else {
 			st = jobs.StateScheduled
 		}
+		var att int32
+		var lu *time.Time
+		if !j.LeaseUntil.IsZero() { // claimed by the inserting engine
+			st, att, lu = jobs.StateRunning, 1, &batch[i].LeaseUntil
+		} else {
+			queueSet[j.Queue] = true
+		}
 		jid = append(jid, res[i].ID)
 		kind = append(kind, j.Kind)
 		queue = append(queue, j.Queue)
 		payload = append(payload, string(j.Payload))
 		state = append(state, string(st))
+		attempt = append(attempt, att)
+		lease = append(lease, lu)
 		maxAtt = append(maxAtt, int32(j.MaxAttempts))
 		runAt = append(runAt, ra)
 		dedupe = append(dedupe, j.DedupeKey)
-		queueSet[j.Queue] = true
 	}
 	if len(jid) > 0 {
 		qs := make([]string, 0, len(queueSet))
@@ -210,13 +220,15 @@ func insertJobs(ctx context.Context, tx pgx.Tx, now time.Time, batch []store.Job
 		}
 		sort.Strings(qs)
 		// The NOTIFY rides in the same statement: one round trip fewer.
+		// Rows inserted already claimed wake nobody.
 		_, err = tx.Exec(ctx, `WITH ins AS (INSERT INTO backlot_jobs
-			(id, kind, queue, payload, state, max_attempts, run_at, dedupe_key, created_at)
-			SELECT id, kind, queue, payload::json, state, max_attempts, run_at, NULLIF(dedupe_key, ''), $9
-			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[], $8::text[])
-			AS u(id, kind, queue, payload, state, max_attempts, run_at, dedupe_key))
-			SELECT pg_notify($10, $11)`,
-			jid, kind, queue, payload, state, maxAtt, runAt, dedupe, now, store.JobsChannel, strings.Join(qs, ","))
+			(id, kind, queue, payload, state, attempt, lease_until, max_attempts, run_at, dedupe_key, created_at)
+			SELECT id, kind, queue, payload::json, state, attempt, lease_until, max_attempts, run_at, NULLIF(dedupe_key, ''), $11
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[],
+				$8::int[], $9::timestamptz[], $10::text[])
+			AS u(id, kind, queue, payload, state, attempt, lease_until, max_attempts, run_at, dedupe_key))
+			SELECT pg_notify($12, $13) WHERE $13 <> ''`,
+			jid, kind, queue, payload, state, attempt, lease, maxAtt, runAt, dedupe, now, store.JobsChannel, strings.Join(qs, ","))
 		if err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}

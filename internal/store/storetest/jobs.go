@@ -145,6 +145,25 @@ func runJobs(t *testing.T, open func(t *testing.T) store.Store) {
 			}
 		})
 
+		t.Run("InsertClaimed", func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			claimed := job("k")
+			claimed.LeaseUntil = base.Add(30 * time.Second)
+			r := insert(t, s, base, claimed, job("k"))
+			j := get(t, s, r[0].ID)
+			if j.State != jobs.StateRunning || j.Attempt != 1 || j.LeaseUntil == nil || !j.LeaseUntil.Equal(claimed.LeaseUntil) {
+				t.Fatalf("job inserted claimed = %+v, want running, attempt 1, leased until %s", j, claimed.LeaseUntil)
+			}
+			if got := claim(t, s, base, 10, "k"); len(got) != 1 || got[0].ID != r[1].ID {
+				t.Fatalf("claimed %v, want only job %d (the other is taken)", ids(got), r[1].ID)
+			}
+			// Its lease lapses like any claim's: then another run may take it.
+			if got := claim(t, s, base.Add(31*time.Second), 10, "k"); len(got) != 2 {
+				t.Fatalf("after the leases lapsed claimed %v, want both", ids(got))
+			}
+		})
+
 		t.Run("LeaseExpiryAndFencing", func(t *testing.T) {
 			t.Parallel()
 			s := open(t)

@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/internal/httpapi"
+	"github.com/backlothq/backlot/internal/jsonstr"
 )
 
 // GET /auth/whoami: the first call a front-end makes.
@@ -53,19 +53,19 @@ func (s *Set) HandleWhoami(w http.ResponseWriter, r *http.Request) {
 // false for a claim encoding/json refuses.
 func appendPrincipal(b []byte, p *auth.Principal) (_ []byte, ok bool) {
 	b = append(b, `{"authenticator":`...)
-	b = appendJSONString(b, p.Authenticator)
+	b = jsonstr.Append(b, p.Authenticator, jsonstr.EncodingJSON)
 	b = append(b, `,"subject":`...)
-	b = appendJSONString(b, p.Subject)
+	b = jsonstr.Append(b, p.Subject, jsonstr.EncodingJSON)
 	b = append(b, `,"tenant":`...)
-	b = appendJSONString(b, p.Tenant)
+	b = jsonstr.Append(b, p.Tenant, jsonstr.EncodingJSON)
 	b = append(b, `,"email":`...)
-	b = appendJSONString(b, p.Email)
+	b = jsonstr.Append(b, p.Email, jsonstr.EncodingJSON)
 	b = append(b, `,"scopes":[`...)
 	for i, sc := range p.Scopes {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, sc)
+		b = jsonstr.Append(b, sc, jsonstr.EncodingJSON)
 	}
 	b = append(b, `],"claims":{`...)
 	keys := make([]string, 0, 8)
@@ -77,7 +77,7 @@ func appendPrincipal(b []byte, p *auth.Principal) (_ []byte, ok bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsonstr.Append(b, k, jsonstr.EncodingJSON)
 		b = append(b, ':')
 		if b, ok = appendJSONValue(b, p.Claims[k]); !ok {
 			return b, false
@@ -93,7 +93,7 @@ func appendJSONValue(b []byte, v any) ([]byte, bool) {
 	case nil:
 		return append(b, "null"...), true
 	case string:
-		return appendJSONString(b, x), true
+		return jsonstr.Append(b, x, jsonstr.EncodingJSON), true
 	case bool:
 		return strconv.AppendBool(b, x), true
 	case float64:
@@ -127,60 +127,4 @@ func appendJSONFloat(b []byte, f float64) ([]byte, bool) {
 		}
 	}
 	return b, true
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s quoted as encoding/json does with its default
-// HTML escaping: <, > and & as \u003c…, U+2028 and U+2029 escaped, invalid
-// UTF-8 as U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

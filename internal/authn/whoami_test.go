@@ -59,19 +59,3 @@ func TestAppendPrincipal(t *testing.T) {
 		})
 	}
 }
-
-// FuzzAppendJSONString: any string encodes as encoding/json encodes it.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "<>&", "\u2028\u2029", "\xff", "a\"\\\n", "\x00\x1f\x7f", "😀é", "\b\f"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		exp, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendJSONString(nil, s); string(got) != string(exp) {
-			t.Fatalf("%q: got %s want %s", s, got, exp)
-		}
-	})
-}

@@ -17,7 +17,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/backlothq/backlot/internal/jsonstr"
 )
 
 // Handler is a slog.Handler writing JSON lines.
@@ -79,16 +80,16 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		b = append(b, `",`...)
 	}
 	b = append(b, `"level":`...)
-	b = appendString(b, r.Level.String())
+	b = jsonstr.Append(b, r.Level.String(), jsonstr.Slog)
 	b = append(b, `,"msg":`...)
-	b = appendString(b, r.Message)
+	b = jsonstr.Append(b, r.Message, jsonstr.Slog)
 	r.Attrs(func(a slog.Attr) bool {
 		b = append(b, ',')
-		b = appendString(b, a.Key)
+		b = jsonstr.Append(b, a.Key, jsonstr.Slog)
 		b = append(b, ':')
 		switch v := a.Value; v.Kind() {
 		case slog.KindString:
-			b = appendString(b, v.String())
+			b = jsonstr.Append(b, v.String(), jsonstr.Slog)
 		case slog.KindInt64:
 			b = strconv.AppendInt(b, v.Int64(), 10)
 		case slog.KindUint64:
@@ -142,55 +143,4 @@ func appendFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
-}
-
-// appendString writes s as a JSON string, escaping as slog.JSONHandler
-// does: quotes, backslashes and control characters, invalid UTF-8 as
-// U+FFFD, U+2028 and U+2029; not HTML.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

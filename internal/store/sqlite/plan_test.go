@@ -33,46 +33,38 @@ func TestConsolePlansUseIndexes(t *testing.T) {
 		{sqlite.ClaimDueSQL, "backlot_jobs_due"},
 		{`SELECT queue, state, count(*) FROM backlot_jobs WHERE ` + store.WaitingStatesSQL + ` GROUP BY queue, state`, "USING INDEX backlot_jobs_due"},
 	} {
-		var plan strings.Builder
-		rows, err := db.Query(`EXPLAIN QUERY PLAN `+q.sql, 1, "default", 2, 3, "k")
-		if err != nil {
-			t.Fatalf("%s: %v", q.sql, err)
-		}
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan.WriteString(detail + "; ")
-		}
-		rows.Close()
-		if !strings.Contains(plan.String(), q.index) {
-			t.Errorf("%s: plan %q does not use %s", q.sql, plan.String(), q.index)
+		if plan := queryPlan(t, db, q.sql, 1, "default", 2, 3, "k"); !strings.Contains(plan, q.index) {
+			t.Errorf("%s: plan %q does not use %s", q.sql, plan, q.index)
 		}
 	}
 	for _, c := range consolePlanCases {
 		for _, count := range []bool{false, true} {
 			q, args := consolePlanQuery(c.f, count, func(int) string { return "?" })
-			rows, err := db.Query(`EXPLAIN QUERY PLAN `+q, args...)
-			if err != nil {
-				t.Fatalf("%+v: %v", c.f, err)
-			}
-			var plan strings.Builder
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan.WriteString(detail + "; ")
-			}
-			rows.Close()
-			if !strings.Contains(plan.String(), c.index) {
-				t.Errorf("%+v (count %v): plan %q does not use %s", c.f, count, plan.String(), c.index)
+			if plan := queryPlan(t, db, q, args...); !strings.Contains(plan, c.index) {
+				t.Errorf("%+v (count %v): plan %q does not use %s", c.f, count, plan, c.index)
 			}
 		}
 	}
+}
+
+// queryPlan returns the details of q's EXPLAIN QUERY PLAN, joined by "; ".
+func queryPlan(t *testing.T, db *sql.DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query(`EXPLAIN QUERY PLAN `+q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(detail + "; ")
+	}
+	return plan.String()
 }
 
 // consolePlanCases: a filter and the index its queries must use.

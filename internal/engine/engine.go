@@ -23,6 +23,11 @@
 // claimed; a job of an unknown kind waits, available, for an instance that
 // knows it.
 //
+// A due job of a kind this engine runs, in a queue with no jobs waiting
+// before it, is inserted already claimed when a worker slot is free, and
+// started once its insert commits: no claim, no second write of its row,
+// no NOTIFY.
+//
 // On a store with one writer (store.JobBatchWriter: SQLite) one writer
 // goroutine does the committer's and the updater's work: each transaction
 // holds a group commit's inserts, the outcomes of finished runs and the

@@ -60,12 +60,12 @@ func (s *Set) Authenticate(r *http.Request, names []string, rule auth.Rule) (*au
 
 // authenticate decides and, on refusal, writes the error envelope.
 func (s *Set) authenticate(w http.ResponseWriter, r *http.Request, entries []*entry, rule auth.Rule) (*auth.Principal, bool) {
-	ip := clientIP(r)
+	ip := httpapi.ClientIP(r)
 	now := s.deps.Now()
 	if wait, limited := s.limiter.Blocked(ip, now); limited {
 		s.decisions.WithLabelValues("", OutcomeLimited).Inc()
 		s.deps.Logger.InfoContext(r.Context(), "auth refused", "outcome", OutcomeLimited,
-			"client_ip", ip, "request_id", httpapi.RequestIDFrom(r.Context()))
+			"client_ip", clientIP(r), "request_id", httpapi.RequestIDFrom(r.Context()))
 		e := httpapi.Errorf(http.StatusTooManyRequests, "too_many_failures",
 			"too many failed authentication attempts from this address; retry in %d s", wait)
 		e.Header = http.Header{"Retry-After": []string{fmt.Sprint(wait)}}
@@ -336,8 +336,7 @@ func bearer(r *http.Request) (token string, ok bool) {
 	return strings.TrimSpace(h[7:]), true
 }
 
-// clientIP is httpapi.ClientIP as the failure limiter's key; "" when
-// unknown.
+// clientIP is httpapi.ClientIP as logs write it; "" when unknown.
 func clientIP(r *http.Request) string {
 	if a := httpapi.ClientIP(r); a.IsValid() {
 		return a.String()

@@ -7,6 +7,7 @@ package ratelimit
 
 import (
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -16,15 +17,17 @@ import (
 // MaxClientsDefault bounds how many client addresses a Failures tracks.
 const MaxClientsDefault = 10000
 
-// Failures limits failures per client key (an IP address). Only clients
-// that failed are tracked, so a flood of successes costs no memory. It is
-// safe for concurrent use.
+// Failures limits failures per client address (the zero Addr stands for
+// every client whose address is unknown). Only clients that failed are
+// tracked, so a flood of successes costs no memory; the address itself is
+// the key, so a check costs no allocation on the paths every request takes.
+// It is safe for concurrent use.
 type Failures struct {
 	r          rate.Limit
 	burst      int
 	maxClients int
 	mu         sync.RWMutex
-	clients    map[string]*rate.Limiter
+	clients    map[netip.Addr]*rate.Limiter
 }
 
 // NewFailures allows burst failures at once, refilled at r per second,
@@ -33,12 +36,12 @@ func NewFailures(r rate.Limit, burst, maxClients int) *Failures {
 	if maxClients <= 0 {
 		maxClients = MaxClientsDefault
 	}
-	return &Failures{r: r, burst: burst, maxClients: maxClients, clients: map[string]*rate.Limiter{}}
+	return &Failures{r: r, burst: burst, maxClients: maxClients, clients: map[netip.Addr]*rate.Limiter{}}
 }
 
 // Blocked reports whether key has no failure budget left at now, and for
 // how many whole seconds (at least 1) it should wait.
-func (l *Failures) Blocked(key string, now time.Time) (int, bool) {
+func (l *Failures) Blocked(key netip.Addr, now time.Time) (int, bool) {
 	l.mu.RLock()
 	lim := l.clients[key]
 	l.mu.RUnlock()
@@ -54,7 +57,7 @@ func (l *Failures) Blocked(key string, now time.Time) (int, bool) {
 }
 
 // Fail spends one unit of key's failure budget at now.
-func (l *Failures) Fail(key string, now time.Time) {
+func (l *Failures) Fail(key netip.Addr, now time.Time) {
 	l.mu.Lock()
 	lim := l.clients[key]
 	if lim == nil {

@@ -321,16 +321,15 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 2. Source address.
-	ip := e.clientIP(r)
+	ip := httpapi.ClientIP(r)
 	if len(e.allow) > 0 && !e.allowed(ip) {
 		e.refuse(w, r, outForbidden, "source address is not allowed for this endpoint")
 		return
 	}
 
 	// 3. Signature-failure budget of the source address.
-	ipKey := ip.String()
 	now := e.set.deps.Now()
-	if wait, limited := e.set.failures.Blocked(ipKey, now); limited {
+	if wait, limited := e.set.failures.Blocked(ip, now); limited {
 		e.counters[outLimited].Inc()
 		herr := httpapi.Errorf(http.StatusTooManyRequests, "too_many_failures",
 			"too many failed webhook signatures from this address; retry in %d s", wait)
@@ -361,7 +360,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// 5. Signature over the raw body.
 	if o, desc := e.verifier.verify(r.Header, body, now, sc); o != outOK {
-		e.set.failures.Fail(ipKey, now)
+		e.set.failures.Fail(ip, now)
 		e.refuse(w, r, o, desc)
 		return
 	}
@@ -431,13 +430,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-// clientIP is the delivery's source address (httpapi.ClientIP), with an
-// IPv4-mapped IPv6 address compared as IPv4 against allow_ips.
-func (e *Endpoint) clientIP(r *http.Request) netip.Addr {
-	return httpapi.ClientIP(r).Unmap()
-}
-
-// allowed reports whether ip is in allow_ips.
+// allowed reports whether ip (httpapi.ClientIP: an IPv4-mapped address
+// already unmapped) is in allow_ips.
 func (e *Endpoint) allowed(ip netip.Addr) bool {
 	if !ip.IsValid() {
 		return false

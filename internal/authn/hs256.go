@@ -27,17 +27,10 @@ const (
 // HS256 verifies (and mints) backlot-issued tokens signed with a shared
 // secret.
 type HS256 struct {
-	name     string
-	secret   []byte
-	issuer   string
-	audience string
-	ttl      time.Duration
-	claims   config.ClaimsMap
-	now      func() time.Time
-	parser   *jwt.Parser
-	keyFunc  jwt.Keyfunc
-	rules    jwtRules
-	cache    tokenCache
+	jwtVerifier
+	secret []byte
+	ttl    time.Duration
+	now    func() time.Time
 }
 
 var _ auth.Authenticator = (*HS256)(nil)
@@ -47,35 +40,21 @@ func newHS256(name string, cfg config.Authenticator, deps Deps) (*HS256, error) 
 	if len(cfg.Secret) < config.HS256SecretMinBytes {
 		return nil, fmt.Errorf("secret must be at least %d bytes, got %d", config.HS256SecretMinBytes, len(cfg.Secret))
 	}
-	a := &HS256{
-		name: name, secret: []byte(cfg.Secret), issuer: cfg.Issuer, audience: cfg.Audience,
-		ttl: cfg.TTL.D(), claims: claimsWithDefaults(cfg.Claims), now: deps.Now,
-	}
+	a := &HS256{secret: []byte(cfg.Secret), ttl: cfg.TTL.D(), now: deps.Now}
 	if a.ttl <= 0 {
 		a.ttl = config.HS256TTLDefault
 	}
-	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithLeeway(jwtLeeway),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(deps.Now),
-	}
-	if a.issuer != "" {
-		opts = append(opts, jwt.WithIssuer(a.issuer))
-	}
-	if a.audience != "" {
-		opts = append(opts, jwt.WithAudience(a.audience))
-	}
-	a.parser = jwt.NewParser(opts...)
-	a.rules = jwtRules{issuer: a.issuer, audience: a.audience, algs: []string{jwt.SigningMethodHS256.Alg()}, subject: a.claims.Subject}
-	a.keyFunc = func(t *jwt.Token) (any, error) {
-		if f := checkCrit(t); f != nil {
-			return nil, f
-		}
-		return a.secret, nil
-	}
+	a.init(name, claimsWithDefaults(cfg.Claims), cfg.Issuer, cfg.Audience, []string{jwt.SigningMethodHS256.Alg()},
+		deps.Now, a.key)
 	return a, nil
+}
+
+// key is the key function: the secret, for a token without crit.
+func (a *HS256) key(t *jwt.Token) (any, error) {
+	if f := checkCrit(t); f != nil {
+		return nil, f
+	}
+	return a.secret, nil
 }
 
 // NewHS256 builds an hs256 authenticator from its configuration (for the
@@ -104,23 +83,10 @@ func (a *HS256) Authenticate(r *http.Request) (*auth.Principal, error) {
 
 // Verify checks a token string and returns its Principal.
 func (a *HS256) Verify(tok string) (*auth.Principal, error) {
-	if strings.Count(tok, ".") != 2 {
-		return nil, &auth.Failure{Reason: "malformed token", Foreign: true}
-	}
-	now := a.now()
-	if p := a.cache.get(tok, a, now); p != nil {
-		return p, nil
-	}
-	claims := jwt.MapClaims{}
-	t, err := a.parser.ParseWithClaims(tok, claims, a.keyFunc)
-	if err != nil {
-		return nil, a.rules.failure(err, t)
-	}
-	if f := a.rules.checkSubject(claims); f != nil {
+	p, _, f := a.verify(tok, a, a.now()) // cache entries bound to this secret
+	if f != nil {
 		return nil, f
 	}
-	p := principalFromClaims(a.name, claims, a.claims)
-	a.cache.put(tok, a, p, claims, now)
 	return p, nil
 }
 

@@ -73,21 +73,14 @@ var jwksAlgorithms = map[string]bool{
 // JWKS verifies JWTs signed by a third party that publishes its public keys
 // as a JSON Web Key Set.
 type JWKS struct {
-	name     string
-	url      string
-	issuer   string
-	audience string
-	algs     []string
-	claims   config.ClaimsMap
-	now      func() time.Time
-	client   *http.Client
-	log      *slog.Logger
-	parser   *jwt.Parser
-	keyFunc  jwt.Keyfunc
-	rules    jwtRules
+	jwtVerifier
+	url    string
+	algs   []string
+	now    func() time.Time
+	client *http.Client
+	log    *slog.Logger
 
-	keys  atomic.Pointer[keySet]
-	cache tokenCache
+	keys atomic.Pointer[keySet]
 
 	fetchMu     sync.Mutex // single-flight fetches; guards the fields below
 	lastAttempt time.Time
@@ -126,27 +119,8 @@ func newJWKS(name string, cfg config.Authenticator, deps Deps) (*JWKS, error) {
 			return nil, fmt.Errorf("algorithms: %q is not accepted (allowed: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA; never none or HS*)", a)
 		}
 	}
-	j := &JWKS{
-		name: name, url: cfg.JWKSURL, issuer: cfg.Issuer, audience: cfg.Audience,
-		algs: algs, claims: claimsWithDefaults(cfg.Claims),
-		now: deps.Now, client: deps.HTTPClient, log: deps.Logger,
-	}
-	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(algs),
-		jwt.WithLeeway(jwtLeeway),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(deps.Now),
-	}
-	if j.issuer != "" {
-		opts = append(opts, jwt.WithIssuer(j.issuer))
-	}
-	if j.audience != "" {
-		opts = append(opts, jwt.WithAudience(j.audience))
-	}
-	j.parser = jwt.NewParser(opts...)
-	j.rules = jwtRules{issuer: j.issuer, audience: j.audience, algs: algs, subject: j.claims.Subject}
-	j.keyFunc = j.lookup
+	j := &JWKS{url: cfg.JWKSURL, algs: algs, now: deps.Now, client: deps.HTTPClient, log: deps.Logger}
+	j.init(name, claimsWithDefaults(cfg.Claims), cfg.Issuer, cfg.Audience, algs, deps.Now, j.lookup)
 	return j, nil
 }
 
@@ -197,34 +171,20 @@ func (j *JWKS) Authenticate(r *http.Request) (*auth.Principal, error) {
 
 // Verify checks a token string and returns its Principal.
 func (j *JWKS) Verify(tok string) (*auth.Principal, error) {
-	if strings.Count(tok, ".") != 2 {
-		return nil, &auth.Failure{Reason: "malformed token", Foreign: true}
-	}
 	now := j.now()
-	ks := j.keys.Load()
-	fresh := ks != nil && now.Before(ks.freshUntil)
-	if fresh {
-		if p := j.cache.get(tok, ks, now); p != nil {
-			return p, nil
-		}
+	// Cache entries are pinned to the key set they were checked against: a
+	// refreshed set (a key withdrawn) makes every entry miss. A set past its
+	// freshness is not cached against.
+	var gen any
+	if ks := j.keys.Load(); ks != nil && now.Before(ks.freshUntil) {
+		gen = ks
 	}
-	claims := jwt.MapClaims{}
-	t, err := j.parser.ParseWithClaims(tok, claims, j.keyFunc)
-	if err != nil {
-		f := j.rules.failure(err, t)
+	p, t, f := j.verify(tok, gen, now)
+	if f != nil {
 		if t != nil && t.Method != nil && strings.HasPrefix(t.Method.Alg(), "HS") {
 			f.Foreign = true // an hs256 token, or an attack; another authenticator may want it
 		}
 		return nil, f
-	}
-	if f := j.rules.checkSubject(claims); f != nil {
-		return nil, f
-	}
-	p := principalFromClaims(j.name, claims, j.claims)
-	if fresh {
-		// Pinned to the key set it was checked against: a refreshed set
-		// (a key withdrawn) makes every entry miss.
-		j.cache.put(tok, ks, p, claims, now)
 	}
 	return p, nil
 }

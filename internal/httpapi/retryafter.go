@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,4 +40,18 @@ func RetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 func isRange(err error) bool {
 	ne, ok := err.(*strconv.NumError)
 	return ok && ne.Err == strconv.ErrRange
+}
+
+// Sleep waits d, or until ctx is done (then its error): the default pause
+// of the clients that retry after an upstream's Retry-After (the proxy, the
+// Sharetribe client).
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/backlothq/backlot/auth"
 	"github.com/backlothq/backlot/config"
 	"github.com/backlothq/backlot/internal/authn"
+	"github.com/backlothq/backlot/internal/httpapi"
 	"github.com/backlothq/backlot/internal/netguard"
 )
 
@@ -98,7 +99,7 @@ func (d Deps) withDefaults() Deps {
 		d.MaxBodyBytes = config.MaxBodyBytesDefault
 	}
 	if d.SleepFunc == nil {
-		d.SleepFunc = sleep
+		d.SleepFunc = httpapi.Sleep
 	}
 	if d.JitterFunc == nil {
 		d.JitterFunc = func(d time.Duration) time.Duration {
@@ -109,17 +110,6 @@ func (d Deps) withDefaults() Deps {
 		}
 	}
 	return d
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Set is the proxy routes of one configuration.

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/backlothq/backlot/internal/httpapi"
 )
 
 // RateReserver is the database side of a SharedLimiter: store.Store's
@@ -38,7 +40,7 @@ var _ Limiter = (*SharedLimiter)(nil)
 // per marketplace: "marketplace:<name>"). A rate of zero or less is taken
 // as one call an hour.
 func NewSharedLimiter(r RateReserver, key string, l Limits) *SharedLimiter {
-	return &SharedLimiter{r: r, key: key, limits: l, Now: time.Now, SleepFunc: sleep}
+	return &SharedLimiter{r: r, key: key, limits: l, Now: time.Now, SleepFunc: httpapi.Sleep}
 }
 
 // Wait implements Limiter.

@@ -114,7 +114,7 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	if c.SleepFunc == nil {
-		c.SleepFunc = sleep
+		c.SleepFunc = httpapi.Sleep
 	}
 	return c
 }
@@ -150,17 +150,6 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	return &Client{cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // request is one HTTP exchange, built again for each attempt.

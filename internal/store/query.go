@@ -360,3 +360,21 @@ func CheckRate(interval time.Duration, burst int) error {
 	}
 	return nil
 }
+
+// JobKinds returns up to limit distinct job kinds in name order by an index
+// skip-scan of (kind, id): one probe per distinct kind, on either backend.
+func JobKinds(ctx context.Context, query QueryFunc, ph Placeholder, limit int) ([]string, error) {
+	rows, err := query(ctx, `WITH RECURSIVE k(kind) AS (
+			SELECT min(kind) FROM backlot_jobs
+			UNION ALL
+			SELECT (SELECT min(kind) FROM backlot_jobs WHERE kind > k.kind) FROM k WHERE k.kind IS NOT NULL
+		) SELECT kind FROM k WHERE kind IS NOT NULL LIMIT `+ph(1), limit)
+	if err != nil {
+		return nil, fmt.Errorf("job kinds: %w", err)
+	}
+	out, err := CollectRows(rows, ScanValue[string])
+	if err != nil {
+		return nil, fmt.Errorf("job kinds: %w", err)
+	}
+	return out, nil
+}

@@ -52,21 +52,9 @@ func (db *DB) CountJobsCapped(ctx context.Context, f store.ConsoleJobFilter, lim
 	return n, nil
 }
 
-// JobKinds skip-scans the (kind, id) index: one probe per distinct kind.
+// JobKinds skip-scans the (kind, id) index (see store.JobKinds).
 func (db *DB) JobKinds(ctx context.Context, limit int) ([]string, error) {
-	rows, err := db.query(ctx, `WITH RECURSIVE k(kind) AS (
-			SELECT min(kind) FROM backlot_jobs
-			UNION ALL
-			SELECT (SELECT min(kind) FROM backlot_jobs WHERE kind > k.kind) FROM k WHERE k.kind IS NOT NULL
-		) SELECT kind FROM k WHERE kind IS NOT NULL LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("job kinds: %w", err)
-	}
-	out, err := store.CollectRows(rows, store.ScanValue[string])
-	if err != nil {
-		return nil, fmt.Errorf("job kinds: %w", err)
-	}
-	return out, nil
+	return store.JobKinds(ctx, db.query, placeholder, limit)
 }
 
 // ListConnectionSummaries pages connections without their ciphertext.

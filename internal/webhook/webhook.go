@@ -160,6 +160,9 @@ type Set struct {
 	// failures counts signature failures per source address, across
 	// endpoints.
 	failures *ratelimit.Failures
+	// enqueue is the Enqueuer's EnqueueValid when it has one (the payload
+	// is checked before it is enqueued), its Enqueue otherwise.
+	enqueue func(ctx context.Context, kind string, payload []byte, opts *jobs.EnqueueOpts) (jobs.EnqueueResult, error)
 }
 
 // Endpoint is one webhook ingest endpoint; it is an http.Handler.
@@ -205,7 +208,10 @@ func New(cfgs []config.Webhook, deps Deps) (*Set, error) {
 			vec = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
-	s := &Set{deps: deps, failures: ratelimit.NewFailures(failureRate, FailureBurst, 0)}
+	s := &Set{deps: deps, failures: ratelimit.NewFailures(failureRate, FailureBurst, 0), enqueue: deps.Enqueuer.Enqueue}
+	if ve, ok := deps.Enqueuer.(ValidEnqueuer); ok {
+		s.enqueue = ve.EnqueueValid
+	}
 	s.pool.New = func() any { return &scratch{} }
 	seen := map[string]bool{}
 	for i, c := range cfgs {
@@ -391,13 +397,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// 8. Durable enqueue; the answer follows the commit. payload was
 	// checked above (JSON in UTF-8): an engine that can skip checking it
-	// again is told so.
-	var res jobs.EnqueueResult
-	if ve, ok := e.set.deps.Enqueuer.(ValidEnqueuer); ok {
-		res, err = ve.EnqueueValid(r.Context(), e.kind, payload, &opts)
-	} else {
-		res, err = e.set.deps.Enqueuer.Enqueue(r.Context(), e.kind, payload, &opts)
-	}
+	// again is told so (Set.enqueue).
+	res, err := e.set.enqueue(r.Context(), e.kind, payload, &opts)
 	if err != nil {
 		// The engine may still hold payload (a batch in flight): do not
 		// hand the buffer to another request.

@@ -394,12 +394,19 @@ func (p *Payments) ownAccount(c *call, id int64) (*account, *apiError) {
 	return a, nil
 }
 
+// ownsAccount reports whether the account accountID is the caller's. Call
+// with p.mu held.
+func (p *Payments) ownsAccount(c *call, accountID int64) bool {
+	a := p.st.accounts[accountID]
+	return a != nil && a.owner == c.merchant.userID
+}
+
 func (p *Payments) ownCheckout(c *call, id int64) (*checkout, *apiError) {
 	co := p.st.checkouts[id]
 	if co == nil {
 		return nil, notFound("checkout", id)
 	}
-	if a := p.st.accounts[co.accountID]; a == nil || a.owner != c.merchant.userID {
+	if !p.ownsAccount(c, co.accountID) {
 		return nil, denied("checkout", id)
 	}
 	return co, nil
@@ -410,7 +417,7 @@ func (p *Payments) ownPreapproval(c *call, id int64) (*preapproval, *apiError) {
 	if pa == nil {
 		return nil, notFound("preapproval", id)
 	}
-	if a := p.st.accounts[pa.accountID]; a == nil || a.owner != c.merchant.userID {
+	if !p.ownsAccount(c, pa.accountID) {
 		return nil, denied("preapproval", id)
 	}
 	return pa, nil
@@ -422,18 +429,25 @@ func (p *Payments) handleUser(c *call) (any, *apiError) {
 	return c.merchant.object(), nil
 }
 
-func (p *Payments) handleAccount(c *call) (any, *apiError) {
-	id, e := c.params.requiredID("account_id")
+// show answers the lookup of one object by the id in param, found by
+// find (which checks it is the caller's) under p.mu.
+func show[T interface{ object() map[string]any }](p *Payments, c *call, param string,
+	find func(*call, int64) (T, *apiError)) (any, *apiError) {
+	id, e := c.params.requiredID(param)
 	if e != nil {
 		return nil, e
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	a, e := p.ownAccount(c, id)
+	x, e := find(c, id)
 	if e != nil {
 		return nil, e
 	}
-	return a.object(), nil
+	return x.object(), nil
+}
+
+func (p *Payments) handleAccount(c *call) (any, *apiError) {
+	return show(p, c, "account_id", p.ownAccount)
 }
 
 func (p *Payments) handleAccountFind(c *call) (any, *apiError) {
@@ -499,17 +513,7 @@ func (p *Payments) handleReserve(c *call) (any, *apiError) {
 }
 
 func (p *Payments) handleCheckout(c *call) (any, *apiError) {
-	id, e := c.params.requiredID("checkout_id")
-	if e != nil {
-		return nil, e
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	co, e := p.ownCheckout(c, id)
-	if e != nil {
-		return nil, e
-	}
-	return co.object(), nil
+	return show(p, c, "checkout_id", p.ownCheckout)
 }
 
 func (p *Payments) handleCheckoutFind(c *call) (any, *apiError) {
@@ -682,31 +686,17 @@ func (p *Payments) handleWithdrawalFind(c *call) (any, *apiError) {
 }
 
 func (p *Payments) handleCreditCard(c *call) (any, *apiError) {
-	id, e := c.params.requiredID("credit_card_id")
-	if e != nil {
-		return nil, e
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cc := p.st.cards[id]
-	if cc == nil {
+	// Cards are not tied to a merchant here: found by id alone.
+	return show(p, c, "credit_card_id", func(_ *call, id int64) (*creditCard, *apiError) {
+		if cc := p.st.cards[id]; cc != nil {
+			return cc, nil
+		}
 		return nil, notFound("credit_card", id)
-	}
-	return cc.object(), nil
+	})
 }
 
 func (p *Payments) handlePreapproval(c *call) (any, *apiError) {
-	id, e := c.params.requiredID("preapproval_id")
-	if e != nil {
-		return nil, e
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pa, e := p.ownPreapproval(c, id)
-	if e != nil {
-		return nil, e
-	}
-	return pa.object(), nil
+	return show(p, c, "preapproval_id", p.ownPreapproval)
 }
 
 func (p *Payments) handlePreapprovalCancel(c *call) (any, *apiError) {

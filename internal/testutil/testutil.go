@@ -11,8 +11,11 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -84,11 +87,49 @@ func FreePort(t testing.TB) int {
 	return p
 }
 
+// freePort picks a port below the kernel's ephemeral range, which it
+// hands out for every outgoing connection and every listen on port 0: a
+// port taken from that range and released could be reused by any test's
+// connection before the caller binds it again. Below the range only an
+// explicit bind can take it. The kernel's pick is the fallback.
 func freePort() (int, error) {
+	lo := ephemeralLow()
+	for range 100 {
+		if lo <= freePortMin+100 {
+			break
+		}
+		p := freePortMin + rand.IntN(lo-freePortMin)
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			l.Close()
+			return p, nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freePortMin is the lowest port freePort picks: above the registered
+// ports most services use.
+const freePortMin = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768,
+// Linux's default, when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }

@@ -18,9 +18,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/backlothq/backlot/internal/store"
 )
@@ -77,7 +79,7 @@ func Open(ctx context.Context, path string, opts store.Options) (*DB, error) {
 	db.w.SetConnMaxLifetime(0)
 	db.w.SetConnMaxIdleTime(0)
 	// Connect now so the file exists and is in WAL mode before readers open.
-	if err := db.w.PingContext(ctx); err != nil {
+	if err := connect(ctx, db.w); err != nil {
 		db.w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -129,6 +131,34 @@ func Open(ctx context.Context, path string, opts store.Options) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// connect makes w's first connection, which switches a new file to WAL.
+// Two processes opening one new file at once can both hold a read lock
+// and want the write lock for that switch; SQLite then refuses one of
+// them with SQLITE_BUSY at once, without waiting out busy_timeout, since
+// waiting could deadlock. That refusal is retried until busy_timeout has
+// passed, as a wait on the lock would have been.
+func connect(ctx context.Context, w *sql.DB) error {
+	deadline := time.Now().Add(BusyTimeoutMillis * time.Millisecond)
+	for {
+		err := w.PingContext(ctx)
+		if !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY, in any of its
+// extended forms.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // createOwnerOnly creates the database file, if it does not exist yet,

@@ -239,6 +239,25 @@ pids+=("$barepid")
 declare -A sum
 add() { sum[$1]=$(echo "${sum[$1]:-0} + $2" | bc -l); }
 
+# measure_backlot BINARY KEY_PREFIX LABEL: one build's SQLite ingest, its
+# GET /auth/whoami, then its PostgreSQL ingest, added to the sums under
+# KEY_PREFIX (empty for this checkout, "b" for the baseline).
+measure_backlot() {
+  local bin=$1 k=$2 label=$3 rps p99 e2e cpu g
+  start_backlot "sqlite://$work/bench-$bin-$round.db" "$bin"
+  read -r rps p99 e2e cpu < <(run_ingest http://127.0.0.1:18080/webhooks/bench completed_backlot the_backlot)
+  log "  ${label}sqlite   ingest rps=$rps p99_ms=$p99 e2e=$e2e/s cpu_us=$cpu"; add "${k}sq_rps" "$rps"; add "${k}sq_p99" "$p99"; add "${k}sq_e2e" "$e2e"; add "${k}sq_cpu" "$cpu"
+  read -r g p99 cpu < <(run_get http://127.0.0.1:18080/auth/whoami "$TOKEN" the_backlot)
+  log "  ${label}backlot  GET /auth/whoami rps=$g p99_ms=$p99 cpu_us=$cpu"; add "${k}bl_get" "$g"; add "${k}bl_get_p99" "$p99"; add "${k}bl_get_cpu" "$cpu"
+  stop_backlot
+  [ -n "$pgdir" ] || return 0
+  runuser -u postgres -- "$pgbin/psql" -h 127.0.0.1 -p 55432 -U postgres -qc "drop database if exists bench" -c "create database bench" >/dev/null
+  start_backlot "postgres://postgres@127.0.0.1:55432/bench?sslmode=disable" "$bin"
+  read -r rps p99 e2e cpu < <(run_ingest http://127.0.0.1:18080/webhooks/bench completed_backlot the_backlot_pg)
+  log "  ${label}postgres ingest rps=$rps p99_ms=$p99 e2e=$e2e/s cpu_us=$cpu (backlot + PostgreSQL)"; add "${k}pg_rps" "$rps"; add "${k}pg_p99" "$p99"; add "${k}pg_e2e" "$e2e"; add "${k}pg_cpu" "$cpu"
+  stop_backlot
+}
+
 for round in $(seq 1 "$ROUNDS"); do
   log "round $round/$ROUNDS (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
   t0=$(ticks "$barepid")
@@ -248,42 +267,14 @@ for round in $(seq 1 "$ROUNDS"); do
   read -r rps p99 e2e cpu < <(run_ingest http://127.0.0.1:8081/webhooks/bench completed_peer the_peer)
   log "  peer     ingest rps=$rps p99_ms=$p99 e2e=$e2e/s cpu_us=$cpu"; add peer_rps "$rps"; add peer_p99 "$p99"; add peer_e2e "$e2e"; add peer_cpu "$cpu"
 
-  start_backlot "sqlite://$work/bench-$round.db"
-  read -r rps p99 e2e cpu < <(run_ingest http://127.0.0.1:18080/webhooks/bench completed_backlot the_backlot)
-  log "  sqlite   ingest rps=$rps p99_ms=$p99 e2e=$e2e/s cpu_us=$cpu"; add sq_rps "$rps"; add sq_p99 "$p99"; add sq_e2e "$e2e"; add sq_cpu "$cpu"
-
   TOKEN=$(curl -s 'http://127.0.0.1:8099/token?ttl=3600')
   read -r g p99 cpu < <(run_get http://127.0.0.1:8081/api/ext/me "$TOKEN" the_peer)
   log "  peer     GET /api/ext/me rps=$g p99_ms=$p99 cpu_us=$cpu"; add peer_get "$g"; add peer_get_p99 "$p99"; add peer_get_cpu "$cpu"
-  read -r g p99 cpu < <(run_get http://127.0.0.1:18080/auth/whoami "$TOKEN" the_backlot)
-  log "  backlot  GET /auth/whoami rps=$g p99_ms=$p99 cpu_us=$cpu"; add bl_get "$g"; add bl_get_p99 "$p99"; add bl_get_cpu "$cpu"
   read -r g p99 cpu < <(run_get http://127.0.0.1:18090/me "$TOKEN" the_bare)
   log "  bare     GET /me rps=$g p99_ms=$p99 cpu_us=$cpu"; add bare_get "$g"; add bare_get_p99 "$p99"; add bare_get_cpu "$cpu"
-  stop_backlot
 
-  if [ -n "${BASELINE:-}" ]; then
-    start_backlot "sqlite://$work/bench-baseline-$round.db" backlot-bench-baseline
-    read -r rps p99 e2e cpu < <(run_ingest http://127.0.0.1:18080/webhooks/bench completed_backlot the_backlot)
-    log "  baseline sqlite ingest rps=$rps p99_ms=$p99 e2e=$e2e/s cpu_us=$cpu"; add bsq_rps "$rps"; add bsq_p99 "$p99"; add bsq_e2e "$e2e"; add bsq_cpu "$cpu"
-    read -r g p99 cpu < <(run_get http://127.0.0.1:18080/auth/whoami "$TOKEN" the_backlot)
-    log "  baseline GET /auth/whoami rps=$g p99_ms=$p99 cpu_us=$cpu"; add bbl_get "$g"; add bbl_get_p99 "$p99"; add bbl_get_cpu "$cpu"
-    stop_backlot
-    if [ -n "$pgdir" ]; then
-      runuser -u postgres -- "$pgbin/psql" -h 127.0.0.1 -p 55432 -U postgres -qc "drop database if exists bench" -c "create database bench" >/dev/null
-      start_backlot "postgres://postgres@127.0.0.1:55432/bench?sslmode=disable" backlot-bench-baseline
-      read -r rps p99 e2e cpu < <(run_ingest http://127.0.0.1:18080/webhooks/bench completed_backlot the_backlot_pg)
-      log "  baseline postgres ingest rps=$rps p99_ms=$p99 e2e=$e2e/s cpu_us=$cpu (backlot + PostgreSQL)"; add bpg_rps "$rps"; add bpg_p99 "$p99"; add bpg_cpu "$cpu"
-      stop_backlot
-    fi
-  fi
-
-  if [ -n "$pgdir" ]; then
-    runuser -u postgres -- "$pgbin/psql" -h 127.0.0.1 -p 55432 -U postgres -qc "drop database if exists bench" -c "create database bench" >/dev/null
-    start_backlot "postgres://postgres@127.0.0.1:55432/bench?sslmode=disable"
-    read -r rps p99 e2e cpu < <(run_ingest http://127.0.0.1:18080/webhooks/bench completed_backlot the_backlot_pg)
-    log "  postgres ingest rps=$rps p99_ms=$p99 e2e=$e2e/s cpu_us=$cpu (backlot + PostgreSQL)"; add pg_rps "$rps"; add pg_p99 "$p99"; add pg_e2e "$e2e"; add pg_cpu "$cpu"
-    stop_backlot
-  fi
+  measure_backlot backlot-bench "" ""
+  if [ -n "${BASELINE:-}" ]; then measure_backlot backlot-bench-baseline b "baseline "; fi
 done
 
 avg() { echo "${sum[$1]:-0} / $ROUNDS" | bc -l; }

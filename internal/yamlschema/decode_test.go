@@ -57,3 +57,23 @@ func TestDecode(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeExpansionIssuesInDocumentOrder: unset variables are reported in
+// the order they appear, every run (two on one line are not sorted apart
+// later by their line).
+func TestDecodeExpansionIssuesInDocumentOrder(t *testing.T) {
+	t.Parallel()
+	doc := "server: {listen: \"${A}\", max: \"${B}\"}\nnames: [\"${C}\", \"${D}\", \"${E}\"]\n"
+	want := []string{"server.listen", "server.max", "names[0]", "names[1]", "names[2]"}
+	for range 50 {
+		var v testSchema
+		res := Decoder{File: "f.yaml"}.Decode([]byte(doc), &v)
+		var got []string
+		for _, is := range res.Issues {
+			got = append(got, is.Path)
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("issue paths %v, want %v", got, want)
+		}
+	}
+}

@@ -116,16 +116,14 @@ func (d Decoder) Decode(data []byte, into any) Result {
 	// ${VAR} first, so overrides are taken literally; an override replaces
 	// a value whose expansion failed, and its problem goes away with it.
 	v := reflect.ValueOf(into).Elem()
-	expIssues := map[*yaml.Node][]Issue{}
-	l.expand(doc, "", expIssues)
+	var expIssues []nodeIssue
+	l.expand(doc, "", &expIssues)
 	l.override(doc, v.Type())
-	for n, is := range expIssues {
-		if !l.replaced(n) {
-			l.issues = append(l.issues, is...)
-			for _, i := range is {
-				l.holes = append(l.holes, i.Path)
-			}
-			l.bad[n] = true
+	for _, e := range expIssues {
+		if !l.replaced(e.n) {
+			l.issues = append(l.issues, e.is)
+			l.holes = append(l.holes, e.is.Path)
+			l.bad[e.n] = true
 		}
 	}
 	l.decode(doc, v, "")
@@ -218,8 +216,16 @@ func (l *loader) record(path string, n *yaml.Node) {
 
 // ---- ${VAR} expansion ----
 
-// expand replaces ${VAR} references in every scalar value (not keys) under n.
-func (l *loader) expand(n *yaml.Node, path string, issues map[*yaml.Node][]Issue) {
+// nodeIssue is an issue about node n, kept until Decode knows whether an
+// override replaced n.
+type nodeIssue struct {
+	n  *yaml.Node
+	is Issue
+}
+
+// expand replaces ${VAR} references in every scalar value (not keys) under
+// n, appending a problem to issues in document order.
+func (l *loader) expand(n *yaml.Node, path string, issues *[]nodeIssue) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -236,11 +242,11 @@ func (l *loader) expand(n *yaml.Node, path string, issues map[*yaml.Node][]Issue
 		}
 		out, missing, err := expandString(n.Value, l.lookup)
 		if err != nil {
-			issues[n] = append(issues[n], Issue{File: l.file, Line: n.Line, Path: path, Msg: err.Error()})
+			*issues = append(*issues, nodeIssue{n, Issue{File: l.file, Line: n.Line, Path: path, Msg: err.Error()}})
 			return
 		}
 		for _, m := range missing {
-			issues[n] = append(issues[n], Issue{File: l.file, Line: n.Line, Path: path, Msg: "${" + m + "} is not set"})
+			*issues = append(*issues, nodeIssue{n, Issue{File: l.file, Line: n.Line, Path: path, Msg: "${" + m + "} is not set"}})
 		}
 		if len(missing) > 0 {
 			return

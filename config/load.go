@@ -175,11 +175,12 @@ func describeType(t reflect.Type) string {
 	return ""
 }
 
-// issuesOf converts the decoder's issues.
+// issuesOf converts the decoder's issues. The two Issue types have the
+// same fields, so a field added to one and not the other fails to compile.
 func issuesOf(is []yamlschema.Issue) []Issue {
 	out := make([]Issue, len(is))
 	for i, x := range is {
-		out[i] = Issue{File: x.File, Line: x.Line, Path: x.Path, Msg: x.Msg}
+		out[i] = Issue(x)
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package authn
 
 import (
 	"encoding/json"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -97,7 +96,7 @@ func appendJSONValue(b []byte, v any) ([]byte, bool) {
 	case bool:
 		return strconv.AppendBool(b, x), true
 	case float64:
-		return appendJSONFloat(b, x)
+		return jsonstr.AppendFloat(b, x)
 	case int:
 		return strconv.AppendInt(b, int64(x), 10), true
 	case int64:
@@ -108,23 +107,4 @@ func appendJSONValue(b []byte, v any) ([]byte, bool) {
 		return b, false
 	}
 	return append(b, j...), true
-}
-
-// appendJSONFloat formats f as encoding/json does.
-func appendJSONFloat(b []byte, f float64) ([]byte, bool) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return b, false
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' { // e-09 → e-9, as encoding/json writes it
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b, true
 }

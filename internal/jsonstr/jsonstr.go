@@ -1,10 +1,15 @@
-// Package jsonstr writes strings as JSON string literals byte for byte as
-// the standard library does, for the answers and log lines backlot writes
-// without encoding/json or slog's generic path (whoami, the request log
-// line): their output must not differ from what those would write.
+// Package jsonstr writes strings as JSON string literals, and floats as
+// JSON numbers, byte for byte as the standard library does, for the answers
+// and log lines backlot writes without encoding/json or slog's generic path
+// (whoami, the request log line): their output must not differ from what
+// those would write.
 package jsonstr
 
-import "unicode/utf8"
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
 
 // Style is whose escaping to follow.
 type Style uint8
@@ -73,4 +78,25 @@ func Append(b []byte, s string, style Style) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// AppendFloat appends f as encoding/json (and so slog's JSON handler)
+// writes a float64. ok is false, and b unchanged, for NaN and ±Inf, which
+// encoding/json refuses.
+func AppendFloat(b []byte, f float64) (_ []byte, ok bool) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return b, false
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' { // e-09 → e-9, as encoding/json writes it
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 
@@ -55,4 +56,23 @@ func TestAppendAsTheStandardLibrary(t *testing.T) {
 func FuzzAppendAsTheStandardLibrary(f *testing.F) {
 	f.Add("<&>\b\f\u2028\xff")
 	f.Fuzz(func(t *testing.T, s string) { check(t, s) })
+}
+
+func TestAppendFloatAsEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, f := range []float64{0, math.Copysign(0, -1), 0.353, 1, -2.5, 123456789.125, 1e-6, 9.99e-7, 1e-7, -1e-10,
+		1e20, 1e21, 1.5e300, 5e-324, math.MaxFloat64} {
+		want, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := jsonstr.AppendFloat(nil, f); !ok || string(got) != string(want) {
+			t.Errorf("%v: got %s, %v; want %s", f, got, ok, want)
+		}
+	}
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if got, ok := jsonstr.AppendFloat([]byte("x"), f); ok || string(got) != "x" {
+			t.Errorf("%v: got %q, %v; want it refused", f, got, ok)
+		}
+	}
 }

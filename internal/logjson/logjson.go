@@ -97,7 +97,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		case slog.KindBool:
 			b = strconv.AppendBool(b, v.Bool())
 		case slog.KindFloat64:
-			b = appendFloat(b, v.Float64())
+			b, _ = jsonstr.AppendFloat(b, v.Float64()) // finite: fast checked
 		}
 		return true
 	})
@@ -126,21 +126,4 @@ func fast(a slog.Attr) bool {
 		return !math.IsNaN(f) && !math.IsInf(f, 0) // encoding/json refuses them
 	}
 	return false
-}
-
-// appendFloat formats f as encoding/json does (slog.JSONHandler calls it).
-func appendFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 → e-9
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }

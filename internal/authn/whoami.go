@@ -38,12 +38,7 @@ func (s *Set) HandleWhoami(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, &out)
 		return
 	}
-	b = append(b, '\n')
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Del("Content-Length")
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	httpapi.WriteRawJSON(w, http.StatusOK, b)
 }
 
 // appendPrincipal appends p as encoding/json would marshal it (same keys,

@@ -158,11 +158,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	body = append(body, head[:len(head)-1]...)
 	body = append(body, `,"original_error":`...)
 	body = append(body, bytes.TrimSpace(e.Original)...)
-	body = append(body, "}\n"...)
-	h.Set("Content-Type", "application/json")
-	h.Del("Content-Length")
-	w.WriteHeader(e.Status)
-	w.Write(body)
+	WriteRawJSON(w, e.Status, append(body, '}'))
 }
 
 // WriteJSON writes v as JSON with the given status.
@@ -172,6 +168,12 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error_code":500,"error":"internal_error","error_message":"Internal Server Error"}`)
 	}
+	WriteRawJSON(w, status, b)
+}
+
+// WriteRawJSON writes b, one JSON value already encoded, with the given
+// status, as WriteJSON writes its value (a newline is added).
+func WriteRawJSON(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")

@@ -27,15 +27,9 @@ func (s *Set) HandleWhoami(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	b, ok := appendPrincipal(make([]byte, 0, 512), p)
 	if !ok {
-		// A claim encoding/json refuses (NaN, a channel…): its error answer.
-		out := *p
-		if out.Scopes == nil {
-			out.Scopes = []string{}
-		}
-		if out.Claims == nil {
-			out.Claims = map[string]any{}
-		}
-		httpapi.WriteJSON(w, http.StatusOK, &out)
+		// A claim encoding/json refuses (NaN, a channel…): WriteJSON fails
+		// on it too and gives its error answer.
+		httpapi.WriteJSON(w, http.StatusOK, p)
 		return
 	}
 	httpapi.WriteRawJSON(w, http.StatusOK, b)

@@ -3,6 +3,9 @@ package authn
 import (
 	"encoding/json"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/backlothq/backlot/auth"
@@ -57,5 +60,29 @@ func TestAppendPrincipal(t *testing.T) {
 				t.Fatalf("got  %s\nwant %s", got, exp)
 			}
 		})
+	}
+}
+
+type nanAuth struct{}
+
+func (nanAuth) Name() string { return "nan" }
+func (nanAuth) Type() string { return "custom" }
+func (nanAuth) Authenticate(*http.Request) (*auth.Principal, error) {
+	return &auth.Principal{Subject: "s", Claims: map[string]any{"x": math.NaN()}}, nil
+}
+
+// TestWhoamiUnencodableClaim: a Principal encoding/json cannot write is
+// answered as WriteJSON answers it, 500 internal_error.
+func TestWhoamiUnencodableClaim(t *testing.T) {
+	t.Parallel()
+	s, err := NewSet(nil, nil, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Add(nanAuth{})
+	w := httptest.NewRecorder()
+	s.HandleWhoami(w, httptest.NewRequest("GET", "/auth/whoami", nil))
+	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), `"error":"internal_error"`) {
+		t.Fatalf("got %d %s, want 500 internal_error", w.Code, w.Body.String())
 	}
 }

@@ -168,8 +168,6 @@ func (s *Set) decide(r *http.Request, entries []*entry, rule auth.Rule) (p *auth
 		if status == http.StatusUnauthorized {
 			he.Header = http.Header{"Www-Authenticate": []string{withParams(failEntry.challenge,
 				`error="`+code+`", error_description="`+quoteSafe(fail.Reason)+`"`)}}
-		}
-		if status == http.StatusUnauthorized {
 			he.Message = "Your credentials are not valid or have expired. Please sign in again."
 		}
 		return nil, true, he
@@ -182,8 +180,9 @@ func (s *Set) decide(r *http.Request, entries []*entry, rule auth.Rule) (p *auth
 			challenges = append(challenges, e.challenge)
 		}
 	}
-	s.logRefusal(r, strings.Join(namesOf(entries), ","), OutcomeMissing, "no credentials", nil)
-	he := httpapi.E(http.StatusUnauthorized, "missing_credentials", "no credentials: this endpoint accepts "+strings.Join(namesOf(entries), ", "))
+	names := namesOf(entries)
+	s.logRefusal(r, strings.Join(names, ","), OutcomeMissing, "no credentials", nil)
+	he := httpapi.E(http.StatusUnauthorized, "missing_credentials", "no credentials: this endpoint accepts "+strings.Join(names, ", "))
 	he.Header = http.Header{"Www-Authenticate": challenges}
 	return nil, false, he
 }

@@ -30,7 +30,6 @@ type HS256 struct {
 	jwtVerifier
 	secret []byte
 	ttl    time.Duration
-	now    func() time.Time
 }
 
 var _ auth.Authenticator = (*HS256)(nil)
@@ -40,7 +39,7 @@ func newHS256(name string, cfg config.Authenticator, deps Deps) (*HS256, error) 
 	if len(cfg.Secret) < config.HS256SecretMinBytes {
 		return nil, fmt.Errorf("secret must be at least %d bytes, got %d", config.HS256SecretMinBytes, len(cfg.Secret))
 	}
-	a := &HS256{secret: []byte(cfg.Secret), ttl: cfg.TTL.D(), now: deps.Now}
+	a := &HS256{secret: []byte(cfg.Secret), ttl: cfg.TTL.D()}
 	if a.ttl <= 0 {
 		a.ttl = config.HS256TTLDefault
 	}

@@ -75,8 +75,6 @@ var jwksAlgorithms = map[string]bool{
 type JWKS struct {
 	jwtVerifier
 	url    string
-	algs   []string
-	now    func() time.Time
 	client *http.Client
 	log    *slog.Logger
 
@@ -119,7 +117,7 @@ func newJWKS(name string, cfg config.Authenticator, deps Deps) (*JWKS, error) {
 			return nil, fmt.Errorf("algorithms: %q is not accepted (allowed: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA; never none or HS*)", a)
 		}
 	}
-	j := &JWKS{url: cfg.JWKSURL, algs: algs, now: deps.Now, client: deps.HTTPClient, log: deps.Logger}
+	j := &JWKS{url: cfg.JWKSURL, client: deps.HTTPClient, log: deps.Logger}
 	j.init(name, claimsWithDefaults(cfg.Claims), cfg.Issuer, cfg.Audience, algs, deps.Now, j.lookup)
 	return j, nil
 }

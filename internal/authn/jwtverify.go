@@ -17,6 +17,7 @@ import (
 // cache entry (its secret, or the key set that verified it).
 type jwtVerifier struct {
 	name     string
+	now      func() time.Time // the clock, also the parser's
 	claims   config.ClaimsMap
 	issuer   string
 	audience string
@@ -29,7 +30,7 @@ type jwtVerifier struct {
 // init sets up the parser and rules for tokens signed with one of algs.
 func (v *jwtVerifier) init(name string, claims config.ClaimsMap, issuer, audience string, algs []string,
 	now func() time.Time, keyFunc jwt.Keyfunc) {
-	v.name, v.claims, v.issuer, v.audience, v.keyFunc = name, claims, issuer, audience, keyFunc
+	v.name, v.now, v.claims, v.issuer, v.audience, v.keyFunc = name, now, claims, issuer, audience, keyFunc
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(algs),
 		jwt.WithLeeway(jwtLeeway),

@@ -238,7 +238,7 @@ func (s *Set) do(ctx context.Context, rt *route, out *outgoing, p *auth.Principa
 				msg:  "Please reconnect your account to continue.", err: err}
 		}
 
-		ra, hasRA := retryAfter(resp.Header, time.Now())
+		ra, hasRA := httpapi.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		if (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && hasRA && ra > RetryAfterMax {
 			orig := readErrorBody(resp)
 			cancel()
@@ -307,11 +307,6 @@ func dialFailed(err error) bool {
 	}
 	var dns *net.DNSError
 	return errors.As(err, &dns)
-}
-
-// retryAfter is httpapi.RetryAfter of the answer's header.
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	return httpapi.RetryAfter(h.Get("Retry-After"), now)
 }
 
 // discard drains a little of a body (so the connection can be reused)

@@ -94,15 +94,21 @@ func start(t *testing.T) *env {
 	return e
 }
 
-// user signs a simulator user in and returns their SDK cookie.
+// user is a signed-in simulator user: tokens and SDK cookie.
 type user struct {
 	id, access, refresh string
 	cookie              *http.Cookie
 }
 
+// user adds a simulator user and signs them in.
 func (e *env) user(email string) user {
 	e.t.Helper()
-	id := e.mkt.AddUser(email, "secret-pass", marketplace.Profile{FirstName: "Jane", LastName: "Doe"})
+	return e.login(e.mkt.AddUser(email, "secret-pass", marketplace.Profile{FirstName: "Jane", LastName: "Doe"}), email)
+}
+
+// login signs the simulator user id in with a fresh session.
+func (e *env) login(id, email string) user {
+	e.t.Helper()
 	resp, err := http.PostForm(e.mURL+"/v1/auth/token", url.Values{"client_id": {"mkt-client"}, "grant_type": {"password"},
 		"username": {email}, "password": {"secret-pass"}, "scope": {"user"}})
 	if err != nil {
@@ -204,7 +210,7 @@ func (e *env) waitJob(id int64) *jobs.Job {
 	return nil
 }
 
-// lastCallback returns the form the vendor would send for a user.
+// approvedForm is the form the vendor sends for an approved scan.
 func approvedForm(ref, customerID string) url.Values {
 	return url.Values{"callBackType": {"NETVERIFYID"}, "jumioIdScanReference": {ref}, "verificationStatus": {"APPROVED_VERIFIED"},
 		"customerId": {customerID}, "callbackDate": {time.Now().Format(time.RFC3339Nano)}}
@@ -360,21 +366,7 @@ func TestRevokedRefreshToken(t *testing.T) {
 		t.Fatalf("job %s %q, want failed acting as the user", j.State, j.LastError)
 	}
 	// A fresh session can read: still pending, nothing written.
-	if s := e.status(e.relogin(u, "revoked@example.com")); s != "pending" {
+	if s := e.status(e.login(u.id, "revoked@example.com")); s != "pending" {
 		t.Fatalf("status = %q, want pending", s)
 	}
-}
-
-func (e *env) relogin(u user, email string) user {
-	e.t.Helper()
-	resp, err := http.PostForm(e.mURL+"/v1/auth/token", url.Values{"client_id": {"mkt-client"}, "grant_type": {"password"},
-		"username": {email}, "password": {"secret-pass"}, "scope": {"user"}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	b, _ := json.Marshal(tok)
-	return user{id: u.id, access: tok["access_token"].(string), cookie: &http.Cookie{Name: "st-mkt-client-token", Value: url.PathEscape(string(b))}}
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,17 +49,17 @@ func BenchmarkCSVExport(b *testing.B) {
 			b.Cleanup(srv.Close)
 			proc := startExample(b, bin, srv.URL)
 
-			before := procStatus(b, proc.pid)
+			before := procStatus(b, proc.Pid())
 			b.ResetTimer()
 			var rows, bytes int64
 			for range b.N {
-				rows, bytes = downloadCSV(b, proc.base)
+				rows, bytes = downloadCSV(b, proc.URL)
 				if rows != int64(n) {
 					b.Fatalf("export: %d rows, want %d", rows, n)
 				}
 			}
 			b.StopTimer()
-			after := procStatus(b, proc.pid)
+			after := procStatus(b, proc.Pid())
 
 			b.ReportMetric(float64(rows), "rows")
 			b.ReportMetric(float64(bytes)/1e6, "csv_MB")
@@ -85,15 +84,10 @@ func buildExample(b *testing.B) string {
 	return bin
 }
 
-type exampleProc struct {
-	pid  int
-	base string
-}
-
 // startExample runs the built example with the shipped backlot.yaml (its
 // listen address, database and environment changed) against the simulator
 // at simURL, and waits for /healthz.
-func startExample(b *testing.B, bin, simURL string) exampleProc {
+func startExample(b *testing.B, bin, simURL string) *testutil.Proc {
 	b.Helper()
 	cfg, err := os.ReadFile("backlot.yaml")
 	if err != nil {
@@ -112,46 +106,11 @@ func startExample(b *testing.B, bin, simURL string) exampleProc {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config", path)
-	cmd.Env = append(os.Environ(),
-		"SHARETRIBE_CLIENT_ID=mkt-client", "SHARETRIBE_INTEGRATION_CLIENT_ID=integ-client",
-		"SHARETRIBE_INTEGRATION_CLIENT_SECRET=integ-secret",
-		"SHARETRIBE_API_URL="+simURL, "SHARETRIBE_INTEGRATION_API_URL="+simURL)
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = io.Discard, &logs
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start the example: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			b.Fatalf("the example exited: %v\n%s", err, logs.String())
-		default:
-		}
-		if res, err := http.Get(base + "/healthz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return exampleProc{pid: cmd.Process.Pid, base: base}
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the example did not answer /healthz in 30 s\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return testutil.StartBacklot(b, testutil.BacklotCmd{Bin: bin, Dir: dir, Args: []string{"--config", path},
+		Env: []string{"SHARETRIBE_CLIENT_ID=mkt-client", "SHARETRIBE_INTEGRATION_CLIENT_ID=integ-client",
+			"SHARETRIBE_INTEGRATION_CLIENT_SECRET=integ-secret",
+			"SHARETRIBE_API_URL=" + simURL, "SHARETRIBE_INTEGRATION_API_URL=" + simURL},
+		URL: "http://" + addr, ReadyTimeout: 30 * time.Second})
 }
 
 // downloadCSV reads the whole export record by record (so the benchmark

@@ -140,7 +140,8 @@ func TestReceiverBehindBacklot(t *testing.T) {
 	// fresh signature), is a duplicate; a new one goes through backlot.
 	rcv.stop(t)
 	rcv = startReceiver(t, node, dir, dataDir, rcv.port)
-	code, resp := postSigned(t, rcv.url, forwardSecret, "900001", time.Now().Unix(), deliveryID(3), vendorBody(deliveryID(3)))
+	again := vendorBody(deliveryID(3))
+	code, resp := post(t, rcv.url+"/jobs/vendor", signedHeader(t, forwardSecret, "900001", time.Now().Unix(), deliveryID(3), again), again)
 	if code != http.StatusOK || !strings.Contains(resp, `"duplicate"`) {
 		t.Fatalf("delivery %s again after the receiver restarted: %d %s", deliveryID(3), code, resp)
 	}
@@ -163,19 +164,6 @@ func TestReceiverBehindBacklot(t *testing.T) {
 		}
 		return h
 	}
-	signed := func(secret, id string, ts int64, delivery string, body []byte) http.Header {
-		s, err := webhook.NewStandardSigner(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := http.Header{}
-		h.Set("Content-Type", "application/json")
-		h.Set("webhook-id", id)
-		h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-		h.Set("webhook-signature", s.Sign(id, ts, body))
-		h.Set(webhook.DeliveryIDHeader, delivery)
-		return h
-	}
 	refusals := []struct {
 		name     string
 		header   http.Header
@@ -184,7 +172,7 @@ func TestReceiverBehindBacklot(t *testing.T) {
 		want     string // in the answer
 		delivery string // must not be processed
 	}{
-		{"signed with another secret", signed(otherSecret, "910001", now, "forged-1", vendorBody("forged-1")),
+		{"signed with another secret", signedHeader(t, otherSecret, "910001", now, "forged-1", vendorBody("forged-1")),
 			vendorBody("forged-1"), http.StatusUnauthorized, "invalid_signature", "forged-1"},
 		{"captured delivery with its body changed", capHeader(func(h http.Header) { h.Set(webhook.DeliveryIDHeader, "tampered-1") }),
 			vendorBody("tampered-1"), http.StatusUnauthorized, "invalid_signature", "tampered-1"},
@@ -198,15 +186,15 @@ func TestReceiverBehindBacklot(t *testing.T) {
 		}), captured.body, http.StatusUnauthorized, "invalid_signature", "retimed-1"},
 		{"no signature headers", http.Header{webhook.DeliveryIDHeader: {"unsigned-1"}, "Content-Type": {"application/json"}},
 			vendorBody("unsigned-1"), http.StatusBadRequest, "missing_signature", "unsigned-1"},
-		{"a signed request sent again after the 5 minutes", signed(forwardSecret, "910003", now-6*60, "stale-1", vendorBody("stale-1")),
+		{"a signed request sent again after the 5 minutes", signedHeader(t, forwardSecret, "910003", now-6*60, "stale-1", vendorBody("stale-1")),
 			vendorBody("stale-1"), http.StatusUnauthorized, "stale_signature", "stale-1"},
-		{"a timestamp 6 minutes ahead", signed(forwardSecret, "910004", now+6*60, "future-1", vendorBody("future-1")),
+		{"a timestamp 6 minutes ahead", signedHeader(t, forwardSecret, "910004", now+6*60, "future-1", vendorBody("future-1")),
 			vendorBody("future-1"), http.StatusUnauthorized, "stale_signature", "future-1"},
 		{"a timestamp that is not a number", capHeader(func(h http.Header) {
 			h.Set("webhook-timestamp", "soon")
 			h.Set(webhook.DeliveryIDHeader, "nan-1")
 		}), captured.body, http.StatusUnauthorized, "invalid_signature", "nan-1"},
-		{"correctly signed, not JSON", signed(forwardSecret, "910005", now, "notjson-1", []byte("not json")),
+		{"correctly signed, not JSON", signedHeader(t, forwardSecret, "910005", now, "notjson-1", []byte("not json")),
 			[]byte("not json"), http.StatusBadRequest, "invalid_body", "notjson-1"},
 		// Within the 5 minutes a copy verifies; it is answered as a
 		// duplicate, whatever the unsigned Backlot-Delivery-Id says.
@@ -247,22 +235,12 @@ func vendorBody(id string) []byte {
 // job id backlot acknowledged it with.
 func sendVendor(t *testing.T, client *http.Client, hook, id string, wantCode int) string {
 	t.Helper()
-	s, err := webhook.NewStandardSigner(vendorSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
 	body := vendorBody(id)
-	ts := time.Now().Unix()
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("webhook-id", id)
-	h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	h.Set("webhook-signature", s.Sign(id, ts, body))
 	req, err := http.NewRequest(http.MethodPost, hook, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header = h
+	req.Header = signedHeader(t, vendorSecret, id, time.Now().Unix(), "", body)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("deliver %s: %v", id, err)
@@ -278,8 +256,11 @@ func sendVendor(t *testing.T, client *http.Client, hook, id string, wantCode int
 	return ack.JobID
 }
 
-// postSigned sends one forward-shaped request straight to the receiver.
-func postSigned(t *testing.T, base, secret, jobID string, ts int64, delivery string, body []byte) (int, string) {
+// signedHeader is the headers of a JSON request signed the Standard
+// Webhooks way with secret (webhook-id msgID, timestamp ts), with a
+// Backlot-Delivery-Id when delivery is set: a vendor's delivery to
+// backlot, or backlot's forward to the receiver.
+func signedHeader(t *testing.T, secret, msgID string, ts int64, delivery string, body []byte) http.Header {
 	t.Helper()
 	s, err := webhook.NewStandardSigner(secret)
 	if err != nil {
@@ -287,11 +268,13 @@ func postSigned(t *testing.T, base, secret, jobID string, ts int64, delivery str
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	h.Set("webhook-id", jobID)
+	h.Set("webhook-id", msgID)
 	h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	h.Set("webhook-signature", s.Sign(jobID, ts, body))
-	h.Set(webhook.DeliveryIDHeader, delivery)
-	return post(t, base+"/jobs/vendor", h, body)
+	h.Set("webhook-signature", s.Sign(msgID, ts, body))
+	if delivery != "" {
+		h.Set(webhook.DeliveryIDHeader, delivery)
+	}
+	return h
 }
 
 func post(t *testing.T, url string, h http.Header, body []byte) (int, string) {

@@ -337,7 +337,7 @@ type jobView struct {
 func (d *demo) handleJobs(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	list, err := d.e.jobs.List(ctx, store.JobFilter{Kind: r.URL.Query().Get("kind"), Limit: 20})
+	list, err := d.e.jobsDB.ListJobs(ctx, store.JobFilter{Kind: r.URL.Query().Get("kind"), Limit: 20})
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
@@ -345,7 +345,7 @@ func (d *demo) handleJobs(w http.ResponseWriter, r *http.Request) {
 	out := make([]jobView, 0, len(list))
 	for _, j := range list {
 		v := jobView{ID: j.ID, Kind: j.Kind, State: j.State, Attempt: j.Attempt, LastError: j.LastError, CreatedAt: j.CreatedAt, Payload: j.Payload, Log: []string{}}
-		if lines, err := d.e.jobs.Logs(ctx, j.ID); err == nil {
+		if lines, err := d.e.jobsDB.JobLogs(ctx, j.ID); err == nil {
 			for _, l := range lines {
 				v.Log = append(v.Log, l.Line)
 			}

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/config"
-	"github.com/backlothq/backlot/internal/engine"
 	"github.com/backlothq/backlot/internal/sandbox/idv"
 	"github.com/backlothq/backlot/internal/sandbox/issuer"
 	"github.com/backlothq/backlot/internal/sandbox/marketplace"
@@ -192,7 +191,6 @@ type Env struct {
 	part   *partner.Partner
 	iss    *issuer.Issuer
 	jobsDB store.Store
-	jobs   *engine.Engine
 	demo   *demo
 
 	servers   []*http.Server
@@ -289,10 +287,6 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	e.jobsDB, err = open.Store(ctx, cfg.Store.URL, store.Options{Migrate: false})
 	if err != nil {
 		return nil, fmt.Errorf("open store for the demo page: %w", err)
-	}
-	e.jobs, err = engine.New(cfg.Jobs, nil, e.jobsDB, engine.Deps{})
-	if err != nil {
-		return nil, fmt.Errorf("job list for the demo page: %w", err)
 	}
 	if e.demo, err = newDemo(e); err != nil {
 		return nil, err

@@ -137,12 +137,10 @@ func (e *Env) resetMarketplace() {
 type marketplaceHandler struct{ e *Env }
 
 func (h marketplaceHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPost && r.URL.Path == "/_sim/reset" {
-		h.e.market.ServeHTTP(w, r)
-		h.e.seedMarketplace()
-		return
-	}
 	h.e.market.ServeHTTP(w, r)
+	if r.Method == http.MethodPost && r.URL.Path == "/_sim/reset" {
+		h.e.seedMarketplace()
+	}
 }
 
 // registerWorkers handles the job kinds the development configuration

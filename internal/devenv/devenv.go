@@ -143,22 +143,22 @@ type URLs struct {
 	listen string // backlot's host:port
 }
 
-// service is one listener of the range, in port order.
+// service is one listener of the range; services lists them in port
+// order, from backlot's port up.
 type service struct {
-	name   string
-	offset int
-	url    *string
+	name string
+	url  *string
 }
 
 func (u *URLs) services() []service {
 	return []service{
-		{"backlot", 0, &u.Backlot},
-		{"marketplace simulator", 1, &u.Marketplace},
-		{"OAuth simulator", 2, &u.OAuth},
-		{"ID-verification simulator", 3, &u.IDV},
-		{"payments simulator", 4, &u.Payments},
-		{"partner middleware simulator", 5, &u.Partner},
-		{"token issuer simulator", 6, &u.Issuer},
+		{"backlot", &u.Backlot},
+		{"marketplace simulator", &u.Marketplace},
+		{"OAuth simulator", &u.OAuth},
+		{"ID-verification simulator", &u.IDV},
+		{"payments simulator", &u.Payments},
+		{"partner middleware simulator", &u.Partner},
+		{"token issuer simulator", &u.Issuer},
 	}
 }
 
@@ -354,10 +354,10 @@ func removeData(dir string) error {
 // port in use fails with its number and service, and closes the others.
 func (e *Env) listen(host string, base int) ([]net.Listener, error) {
 	var lns []net.Listener
-	for _, s := range e.URLs.services() {
+	for i, s := range e.URLs.services() {
 		port := 0
 		if base != 0 {
-			port = base + s.offset
+			port = base + i
 		}
 		addr := net.JoinHostPort(host, strconv.Itoa(port))
 		ln, err := net.Listen("tcp", addr)

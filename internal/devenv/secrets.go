@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 )
 
 // SecretsFile is the name of the secrets file inside the dev directory.
@@ -89,7 +90,7 @@ func (s *Secrets) fill() bool {
 	gens := generators()
 	v := reflect.ValueOf(s).Elem()
 	for i := range v.NumField() {
-		name := jsonName(v.Type().Field(i))
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
 		if v.Field(i).String() != "" {
 			continue
 		}
@@ -101,16 +102,6 @@ func (s *Secrets) fill() bool {
 		changed = true
 	}
 	return changed
-}
-
-func jsonName(f reflect.StructField) string {
-	tag := f.Tag.Get("json")
-	for i := range len(tag) {
-		if tag[i] == ',' {
-			return tag[:i]
-		}
-	}
-	return tag
 }
 
 // loadSecrets reads dir/secrets.json, creating it (mode 0600) on the first

@@ -127,19 +127,14 @@ func newLogger(g *globalFlags, w io.Writer) (*slog.Logger, error) {
 		return nil, &exitError{Code: 2, Err: fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
 	switch g.logFormat {
 	case "json":
-		h = logjson.New(w, opts) // slog.JSONHandler's lines, request lines faster
+		return slog.New(logjson.New(w, opts)), nil // slog.JSONHandler's lines, request lines faster
 	case "text":
-		h = slog.NewTextHandler(w, opts)
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	default:
 		return nil, &exitError{Code: 2, Err: fmt.Errorf("--log-format %q: want json or text", g.logFormat)}
 	}
-	if bw, ok := w.(*logbuf.Writer); ok {
-		h = logbuf.Handler(h, bw) // warnings and errors at once
-	}
-	return slog.New(h), nil
 }
 
 // newServerLogger is newLogger for a long-running server: request lines are
@@ -151,7 +146,8 @@ func newServerLogger(g *globalFlags, w io.Writer) (*slog.Logger, func(), error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	return log, func() { bw.Close() }, nil
+	// Warnings and errors are written at once.
+	return slog.New(logbuf.Handler(log.Handler(), bw)), func() { bw.Close() }, nil
 }
 
 // loadConfig reads the configuration named by --config.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/backlothq/backlot/internal/marketplace/sharetribe"
 	"github.com/backlothq/backlot/internal/sandbox/idv"
 	"github.com/backlothq/backlot/internal/sandbox/issuer"
 	"github.com/backlothq/backlot/internal/sandbox/marketplace"
@@ -156,15 +157,7 @@ func registerWorkers(app Backlot, idv IDVerification, log *slog.Logger) {
 		return nil
 	})
 	app.Worker(eventJob, func(ctx context.Context, j *jobs.Job) error {
-		var ev struct {
-			Attributes struct {
-				SequenceID   int64  `json:"sequenceId"`
-				EventType    string `json:"eventType"`
-				ResourceID   string `json:"resourceId"`
-				ResourceType string `json:"resourceType"`
-				Source       string `json:"source"`
-			} `json:"attributes"`
-		}
+		var ev sharetribe.Event // what the poller enqueued
 		if err := json.Unmarshal(j.Payload, &ev); err != nil {
 			return fmt.Errorf("decode marketplace event: %w", err)
 		}

@@ -152,27 +152,22 @@ func writeSecrets(path string, s *Secrets) error {
 	if err != nil {
 		return fmt.Errorf("encode secrets: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".secrets-*.json")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".secrets-*.json") // mode 0600
 	if err != nil {
 		return fmt.Errorf("write secrets: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write secrets: %w", err)
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write secrets: %w", err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write secrets: %w", err)
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write secrets: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err != nil {
 		return fmt.Errorf("write secrets: %w", err)
 	}
 	return nil

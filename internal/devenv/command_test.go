@@ -1,10 +1,7 @@
 package devenv_test
 
 import (
-	"bufio"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,64 +22,44 @@ func TestCommand(t *testing.T) {
 	demo := regexp.MustCompile(`demo page\s+(http://127\.0\.0\.1:\d+/_dev/)`)
 
 	runOnce := func(wantNew bool) {
-		cmd := exec.Command(bin, "dev", "--port", "0", "--log-format", "text")
-		cmd.Dir = work
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		lines := make(chan string, 64)
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines <- sc.Text()
+		p := testutil.StartBacklot(t, testutil.BacklotCmd{Bin: bin, Dir: work, Args: []string{"dev", "--port", "0", "--log-format", "text"}})
+		var out, url string
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			exited := p.Exited() // before the read: the table may come just before an exit
+			b, err := os.ReadFile(p.Stdout)
+			if err != nil {
+				t.Fatal(err)
 			}
-			close(lines)
-			exited <- cmd.Wait()
-		}()
-		defer func() {
-			if cmd.ProcessState == nil {
-				cmd.Process.Kill()
+			out = string(b)
+			if m := demo.FindStringSubmatch(out); m != nil && strings.Contains(out, "webhook signing secret") {
+				url = m[1]
+				break
 			}
-		}()
-		var out strings.Builder
-		var url string
-		deadline := time.After(20 * time.Second)
-		for url == "" || !strings.Contains(out.String(), "webhook signing secret") {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("backlot dev exited before printing its table:\n%s", out.String())
-				}
-				out.WriteString(l + "\n")
-				if m := demo.FindStringSubmatch(l); m != nil {
-					url = m[1]
-				}
-			case <-deadline:
-				t.Fatalf("no table after 20 s:\n%s", out.String())
+			if exited {
+				t.Fatalf("backlot dev exited before printing its table:\n%s", out)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no table after 20 s:\n%s", out)
 			}
 		}
-		if !strings.Contains(out.String(), "ready in") {
-			t.Errorf("table lacks the start time:\n%s", out.String())
+		if !strings.Contains(out, "ready in") {
+			t.Errorf("table lacks the start time:\n%s", out)
 		}
-		if got := strings.Contains(out.String(), "(new)"); got != wantNew {
-			t.Errorf("secrets marked new = %v, want %v:\n%s", got, wantNew, out.String())
+		if got := strings.Contains(out, "(new)"); got != wantNew {
+			t.Errorf("secrets marked new = %v, want %v:\n%s", got, wantNew, out)
 		}
 		if a := do(t, nil, "GET", url, nil, nil); a.status != 200 {
 			t.Errorf("GET %s: %d", url, a.status)
 		}
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if err := p.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
+		exited := make(chan int, 1)
+		go func() { exited <- p.Wait() }()
 		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("backlot dev after SIGTERM: %v", err)
+		case code := <-exited:
+			if code != 0 {
+				t.Errorf("backlot dev after SIGTERM: exit code %d", code)
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatal("backlot dev did not stop within 20 s of SIGTERM")

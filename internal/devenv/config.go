@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/backlothq/backlot/config"
+	"github.com/backlothq/backlot/internal/sandbox/idv"
 )
 
 // consolePath is where the admin console is mounted. The dashboard's
@@ -43,7 +44,7 @@ const (
 	stripeDemoUser        = "usr_demo"
 	stripeDemoAccount     = "acct_demo"
 	staffDemoSubject      = "support@backlot.dev"
-	idvSourceCIDR         = "127.0.0.2/32"
+	idvSourceCIDR         = idv.CallbackSourceDefault + "/32"
 	receiverPath          = "/_dev/receiver"
 	demoPath              = "/_dev/"
 	frontEndOriginVite    = "http://localhost:5173"

@@ -77,7 +77,7 @@ func (e *Env) startSimulators(lns []net.Listener) error {
 	if err := checkCallbackSource(); err != nil {
 		e.log.Warn("the ID-verification simulator cannot send its callbacks from "+idv.CallbackSourceDefault+
 			": step 2 of the demo page will not complete", "error", err.Error(),
-			"fix", "add the address to the loopback interface (macOS: sudo ifconfig lo0 alias 127.0.0.2 up)")
+			"fix", "add the address to the loopback interface (macOS: sudo ifconfig lo0 alias "+idv.CallbackSourceDefault+" up)")
 	}
 	handlers := []http.Handler{marketplaceHandler{e}, e.oauth, e.idv, e.pay, e.part, e.iss}
 	errLog := slog.NewLogLogger(e.log.Handler(), slog.LevelWarn)

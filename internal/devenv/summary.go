@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/backlothq/backlot/internal/sandbox/idv"
 )
 
 // PrintSummary writes what a developer needs to start: the URLs, the demo
@@ -20,7 +22,7 @@ func (e *Env) PrintSummary(w io.Writer) error {
 	fmt.Fprintf(tw, "  backlot\t%s\n", e.URLs.Backlot)
 	fmt.Fprintf(tw, "  marketplace\t%s\tSharetribe APIs (client %s)\n", e.URLs.Marketplace, marketplaceClientID)
 	fmt.Fprintf(tw, "  oauth\t%s\tOAuth 2.0 server (connection %q)\n", e.URLs.OAuth, connectionName)
-	fmt.Fprintf(tw, "  idv\t%s\tID verification, callbacks from 127.0.0.2 to %s\n", e.URLs.IDV, idvWebhookPath)
+	fmt.Fprintf(tw, "  idv\t%s\tID verification, callbacks from %s to %s\n", e.URLs.IDV, idv.CallbackSourceDefault, idvWebhookPath)
 	fmt.Fprintf(tw, "  payments\t%s\tWePay-v2-shaped API\n", e.URLs.Payments)
 	fmt.Fprintf(tw, "  partner\t%s\tmerchant-token middleware\n", e.URLs.Partner)
 	fmt.Fprintf(tw, "  issuer\t%s\tJWKS token issuer\n", e.URLs.Issuer)

@@ -361,7 +361,7 @@ func (e *Engine) writeLoop() {
 			}
 		}
 		if len(batch) == 0 {
-			e.flush(&u.JobUpdates)
+			e.flush(&u)
 			continue
 		}
 		carry = e.writeBatch(batch, &u, &w, carry)
@@ -507,7 +507,7 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 	for _, qu := range e.queues {
 		qu.turning = false
 	}
-	if len(w.reqs) == 0 && len(w.claims) == 0 && u.empty() {
+	if len(w.reqs) == 0 && len(w.claims) == 0 && u.Empty() {
 		return carry // all held back, nothing to write
 	}
 	batch = w.reqs
@@ -526,7 +526,7 @@ func (e *Engine) writeBatch(batch []*enqueueReq, u *pendingUpdates, w *batchScra
 		for i, c := range w.claims {
 			w.claimQ[i].release(c.Limit)
 		}
-		e.flush(&u.JobUpdates) // the updates on their own, with retries
+		e.flush(u) // the updates on their own, with retries
 		return carry
 	}
 	u.reset()

@@ -341,34 +341,33 @@ func (r recorder) SetProgress(pct int) {
 func (e *Engine) updateLoop() {
 	defer e.updWG.Done()
 	var u pendingUpdates
-	add := func(x update) { u.add(x) }
 	for {
 		select {
 		case x := <-e.updates:
-			add(x)
+			u.add(x)
 		case <-e.updDone:
 			for {
 				select {
 				case x := <-e.updates:
-					add(x)
+					u.add(x)
 					continue
 				default:
 				}
 				break
 			}
-			e.flush(&u.JobUpdates)
+			e.flush(&u)
 			return
 		}
 	drain:
 		for n := 1; n < 1024; n++ {
 			select {
 			case x := <-e.updates:
-				add(x)
+				u.add(x)
 			default:
 				break drain
 			}
 		}
-		e.flush(&u.JobUpdates)
+		e.flush(&u)
 	}
 }
 
@@ -386,20 +385,19 @@ func (u *pendingUpdates) add(x update) {
 	}
 }
 
-func (u *pendingUpdates) empty() bool { return len(u.Logs)+len(u.Progress)+len(u.Finishes) == 0 }
-
 func (u *pendingUpdates) reset() {
 	u.Logs, u.Progress, u.Finishes = u.Logs[:0], u.Progress[:0], u.Finishes[:0]
 }
 
-func (e *Engine) flush(u *store.JobUpdates) {
-	if len(u.Logs)+len(u.Progress)+len(u.Finishes) == 0 {
+// flush writes u on its own (retrying) and empties it.
+func (e *Engine) flush(u *pendingUpdates) {
+	if u.Empty() {
 		return
 	}
 	var err error
 	for try := 0; try < 3; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
-		err = e.st.UpdateJobs(ctx, *u)
+		err = e.st.UpdateJobs(ctx, u.JobUpdates)
 		cancel()
 		if err == nil {
 			break
@@ -410,5 +408,5 @@ func (e *Engine) flush(u *store.JobUpdates) {
 		// Outcomes lost here come back when their leases lapse.
 		e.log.Error("write job updates", "finishes", len(u.Finishes), "logs", len(u.Logs), "error", err)
 	}
-	u.Logs, u.Progress, u.Finishes = u.Logs[:0], u.Progress[:0], u.Finishes[:0]
+	u.reset()
 }

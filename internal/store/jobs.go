@@ -161,6 +161,9 @@ type JobUpdates struct {
 	Finishes []JobFinish
 }
 
+// Empty reports whether u holds nothing to write.
+func (u JobUpdates) Empty() bool { return len(u.Logs)+len(u.Progress)+len(u.Finishes) == 0 }
+
 // JobLogLine is one line of a job's log.
 type JobLogLine struct {
 	JobID int64     `json:"job_id"`

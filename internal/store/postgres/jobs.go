@@ -330,7 +330,7 @@ func (db *DB) ExtendLeases(ctx context.Context, until time.Time, refs []store.Jo
 // UpdateJobs writes logs, progress and outcomes in one transaction, one
 // statement each.
 func (db *DB) UpdateJobs(ctx context.Context, u store.JobUpdates) error {
-	if len(u.Logs)+len(u.Progress)+len(u.Finishes) == 0 {
+	if u.Empty() {
 		return nil
 	}
 	err := db.relaxedTx(ctx, func(tx pgx.Tx) error {

@@ -351,7 +351,7 @@ const finishUpdate = `UPDATE OR FAIL backlot_jobs SET
 
 // UpdateJobs writes logs, progress and outcomes in one transaction.
 func (db *DB) UpdateJobs(ctx context.Context, u store.JobUpdates) error {
-	if len(u.Logs)+len(u.Progress)+len(u.Finishes) == 0 {
+	if u.Empty() {
 		return nil
 	}
 	err := db.relaxedTx(ctx, func(tx *sql.Tx) error { return db.updateJobs(ctx, tx, u) })
@@ -377,8 +377,8 @@ func (db *DB) WriteJobBatch(ctx context.Context, now time.Time, b store.JobBatch
 				return err
 			}
 		}
-		if u := b.Updates; len(u.Logs)+len(u.Progress)+len(u.Finishes) > 0 {
-			if err := db.updateJobs(ctx, tx, u); err != nil {
+		if !b.Updates.Empty() {
+			if err := db.updateJobs(ctx, tx, b.Updates); err != nil {
 				return fmt.Errorf("update jobs: %w", err)
 			}
 		}

@@ -50,7 +50,8 @@ func (q *queue) reserve(n int) int {
 	}
 }
 
-// release gives back n slots reserved and not used.
+// release gives back n slots: reserved and not used, or freed by a run
+// that ended.
 func (q *queue) release(n int) {
 	if n <= 0 {
 		return
@@ -161,11 +162,7 @@ func (e *Engine) start(q *queue, j *jobs.Job) {
 		defer e.runWG.Done()
 		defer func() {
 			cancel(nil)
-			q.busy.Add(-1)
-			select {
-			case q.freed <- struct{}{}:
-			default:
-			}
+			q.release(1)
 		}()
 		e.work(ctx, r)
 	}()

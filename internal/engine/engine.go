@@ -357,27 +357,27 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.updates = make(chan update, 4096)
 	e.updDone = make(chan struct{})
 	e.updWG.Add(1)
-	e.bw, _ = e.st.(store.JobBatchWriter)
-	if e.bw == nil {
-		go e.updateLoop()
-	} // else writeLoop runs updateLoop once enq is closed
 
 	e.mu.Lock()
 	e.enq = make(chan *enqueueReq, 4*MaxEnqueueBatch)
 	e.committing = true
 	e.mu.Unlock()
-	// One committer per writer: SQLite has exactly one; PostgreSQL commits
-	// in parallel, so two committers overlap one batch's round trips with
-	// the next (dedupe stays exact: keys are claimed with ON CONFLICT).
-	committers := 1
-	if e.st.Backend() == store.BackendPostgres {
-		committers = pgCommitters
-	}
-	switch {
-	case e.bw != nil:
+	e.bw, _ = e.st.(store.JobBatchWriter)
+	if e.bw != nil {
+		// One goroutine commits the enqueues and the run updates; it runs
+		// updateLoop once enq is closed.
 		e.commitWG.Add(1)
 		go e.writeLoop()
-	default:
+	} else {
+		go e.updateLoop()
+		// One committer per writer: SQLite has exactly one; PostgreSQL
+		// commits in parallel, so two committers overlap one batch's round
+		// trips with the next (dedupe stays exact: keys are claimed with
+		// ON CONFLICT).
+		committers := 1
+		if e.st.Backend() == store.BackendPostgres {
+			committers = pgCommitters
+		}
 		for range committers {
 			e.commitWG.Add(1)
 			go e.commitLoop()

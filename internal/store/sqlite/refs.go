@@ -10,14 +10,10 @@ import (
 
 // InsertRef adds the row behind a sealed reference.
 func (db *DB) InsertRef(ctx context.Context, r store.Ref) error {
-	single := 0
-	if r.SingleUse {
-		single = 1
-	}
 	_, err := db.w.ExecContext(ctx,
 		`INSERT INTO refs (name, scope, key_id, ciphertext, expires_at, single_use, used_by, created_at)
 		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.Name, r.Scope, r.KeyID, r.Ciphertext, r.ExpiresAt.UnixMilli(), single, r.UsedBy, r.CreatedAt.UnixMilli())
+		r.Name, r.Scope, r.KeyID, r.Ciphertext, r.ExpiresAt.UnixMilli(), r.SingleUse, r.UsedBy, r.CreatedAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("insert reference %s: %w", r.Scope, err)
 	}
@@ -28,16 +24,14 @@ func (db *DB) InsertRef(ctx context.Context, r store.Ref) error {
 func (db *DB) GetRef(ctx context.Context, name string) (store.Ref, error) {
 	r := store.Ref{Name: name}
 	var expires, created int64
-	var single int
 	err := db.r.QueryRowContext(ctx,
 		`SELECT scope, key_id, ciphertext, expires_at, single_use, used_by, created_at FROM refs WHERE name = ?`,
-		name).Scan(&r.Scope, &r.KeyID, &r.Ciphertext, &expires, &single, &r.UsedBy, &created)
+		name).Scan(&r.Scope, &r.KeyID, &r.Ciphertext, &expires, &r.SingleUse, &r.UsedBy, &created)
 	if err != nil {
 		return store.Ref{}, fmt.Errorf("get reference: %w", notFound(err))
 	}
 	r.ExpiresAt = time.UnixMilli(expires).UTC()
 	r.CreatedAt = time.UnixMilli(created).UTC()
-	r.SingleUse = single != 0
 	return r, nil
 }
 

@@ -51,14 +51,8 @@ func checkText(what, s string, maxLen int) error {
 }
 
 // prepare checks an enqueue and fills in defaults. A nil or empty payload
-// is "{}".
-func (e *Engine) prepare(kind string, payload []byte, opts *jobs.EnqueueOpts) (store.JobInsert, error) {
-	return e.prepareChecked(kind, payload, opts, false)
-}
-
-// prepareChecked is prepare; valid says the caller has checked payload
-// (JSON in valid UTF-8).
-func (e *Engine) prepareChecked(kind string, payload []byte, opts *jobs.EnqueueOpts, valid bool) (store.JobInsert, error) {
+// is "{}". valid says the caller has checked payload (JSON in valid UTF-8).
+func (e *Engine) prepare(kind string, payload []byte, opts *jobs.EnqueueOpts, valid bool) (store.JobInsert, error) {
 	if kind == "" {
 		return store.JobInsert{}, fmt.Errorf("enqueue: empty kind")
 	}
@@ -111,7 +105,7 @@ func (e *Engine) EnqueueValid(ctx context.Context, kind string, payload []byte, 
 }
 
 func (e *Engine) enqueue(ctx context.Context, kind string, payload []byte, opts *jobs.EnqueueOpts, valid bool) (jobs.EnqueueResult, error) {
-	ins, err := e.prepareChecked(kind, payload, opts, valid)
+	ins, err := e.prepare(kind, payload, opts, valid)
 	if err != nil {
 		return jobs.EnqueueResult{}, err
 	}
@@ -155,7 +149,7 @@ func (e *Engine) enqueue(ctx context.Context, kind string, payload []byte, opts 
 // It bypasses group commit. On PostgreSQL the NOTIFY rides on the caller's
 // commit; on SQLite the job is picked up at the next poll (PollInterval).
 func (e *Engine) EnqueueTx(ctx context.Context, tx store.Tx, kind string, payload []byte, opts *jobs.EnqueueOpts) (jobs.EnqueueResult, error) {
-	ins, err := e.prepare(kind, payload, opts)
+	ins, err := e.prepare(kind, payload, opts, false)
 	if err != nil {
 		return jobs.EnqueueResult{}, err
 	}

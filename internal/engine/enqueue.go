@@ -239,14 +239,12 @@ func (e *Engine) enqueued(ins []store.JobInsert, res []jobs.EnqueueResult) {
 			continue
 		}
 		e.m.total.WithLabelValues(ins[i].Kind, "enqueued").Inc()
-		if q := ins[i].Queue; ins[i].LeaseUntil.IsZero() && !ins[i].RunAt.After(now) {
+		if q := ins[i].Queue; q != last && ins[i].LeaseUntil.IsZero() && !ins[i].RunAt.After(now) {
 			if qu := e.queues[q]; qu != nil {
 				qu.backlog.Store(true)
+				qu.signal()
 			}
-			if q != last {
-				e.wake(q)
-				last = q
-			}
+			last = q
 		}
 	}
 }

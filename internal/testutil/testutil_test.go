@@ -47,16 +47,29 @@ func fakeServe(addr string) {
 
 func TestFreePort(t *testing.T) {
 	t.Parallel()
-	a, b := testutil.FreePort(t), testutil.FreePort(t)
-	for _, p := range []int{a, b} {
-		if p <= 0 || p > 65535 {
-			t.Fatalf("FreePort = %d", p)
+	for range 2 {
+		// Other test processes of `make test` pick from the same range, and
+		// one may bind a port between FreePort and this bind: that is
+		// the port listening now, and another try is fair. A port that
+		// cannot be bound with nothing listening on it is a failure.
+		for try := 1; ; try++ {
+			p := testutil.FreePort(t)
+			if p < 1024 || p > 65535 {
+				t.Fatalf("FreePort = %d", p)
+			}
+			addr := fmt.Sprintf("127.0.0.1:%d", p)
+			l, err := net.Listen("tcp", addr)
+			if err == nil {
+				l.Close()
+				break
+			}
+			c, derr := net.Dial("tcp", addr)
+			if derr != nil || try == 5 {
+				t.Fatalf("listen on FreePort %d: %v (try %d; dial: %v)", p, err, try, derr)
+			}
+			c.Close()
+			t.Logf("port %d was taken by another listener meanwhile; trying again", p)
 		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			t.Fatalf("listen on FreePort %d: %v", p, err)
-		}
-		l.Close()
 	}
 }
 
